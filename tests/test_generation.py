@@ -1,0 +1,25 @@
+import torch
+
+from triggerscope.contrast import contrast_vector
+from triggerscope.generation import Steering, generate
+
+
+def test_batched_greedy_equals_one_by_one(tiny):
+    prompts = ["What is the capital of France?", "Hi", "Tell me about bananas and apples!"]
+    together = generate(tiny, prompts, max_new_tokens=6, batch_size=3)
+    alone = [generate(tiny, [p], max_new_tokens=6)[0] for p in prompts]
+    assert together == alone
+
+
+def test_sampling_is_seeded(tiny):
+    a = generate(tiny, ["Hi"], max_new_tokens=8, temperature=1.0, seed=3)
+    b = generate(tiny, ["Hi"], max_new_tokens=8, temperature=1.0, seed=3)
+    assert a == b
+
+
+def test_contrast_vector_is_unit_and_steers(tiny):
+    vector = contrast_vector(tiny, ["apples and bananas"], ["the quick brown fox"], layer=1)
+    assert torch.isclose(vector.norm(), torch.tensor(1.0))
+    plain = generate(tiny, ["Hi"], max_new_tokens=6)
+    steered = generate(tiny, ["Hi"], max_new_tokens=6, steering=Steering(vector, 1, 200.0, "all"))
+    assert plain != steered
