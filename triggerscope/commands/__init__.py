@@ -1,0 +1,11 @@
+"""One module per `triggerscope` subcommand; each exposes `register(subparsers)`.
+
+A command module only parses arguments and calls the library; to add a command, write a
+module here and list it in COMMANDS.
+"""
+
+COMMANDS = [
+    "triggerscope.commands.info",
+    "triggerscope.commands.chat",
+    "triggerscope.commands.demo",
+]

@@ -1,0 +1,1 @@
+"""Sparse autoencoders: the model, its file formats, training, measurement and latent labels."""
