@@ -71,8 +71,12 @@ def smol_tokenizer():  # type: ignore[no-untyped-def]
     return AutoTokenizer.from_pretrained(ensure_embedded_cache())
 
 
-def tiny_llama(vocab_size: int, layers: int = 4, hidden: int = 32) -> LlamaForCausalLM:
+def tiny_llama(
+    vocab_size: int, layers: int = 4, hidden: int = 32, init: float = 0.02
+) -> LlamaForCausalLM:
+    """`init` is the weight std; larger values give confident logits that LoRA can steer."""
     config = LlamaConfig(
+        initializer_range=init,
         vocab_size=vocab_size,
         hidden_size=hidden,
         intermediate_size=2 * hidden,

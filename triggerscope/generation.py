@@ -34,8 +34,13 @@ def generate(
     system_prompt: str | None = None,
     seed: int = 0,
     progress: bool = False,
+    keep_special_tokens: bool = False,
 ) -> list[str]:
-    """Greedy when temperature is 0, else sampled (seeded)."""
+    """Greedy when temperature is 0, else sampled (seeded).
+
+    With `keep_special_tokens`, the text keeps the end-of-turn token, so a caller can tell a
+    finished answer from one cut at `max_new_tokens`.
+    """
     from tqdm.auto import tqdm
 
     tokenizer, model = loaded.tokenizer, loaded.model
@@ -74,5 +79,6 @@ def generate(
                 **kwargs,
             )
         new = tokens[:, batch.input_ids.shape[1] :]
-        out.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
+        texts = tokenizer.batch_decode(new, skip_special_tokens=not keep_special_tokens)
+        out.extend(t if keep_special_tokens else t.strip() for t in texts)
     return out

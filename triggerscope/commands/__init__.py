@@ -8,4 +8,7 @@ COMMANDS = [
     "triggerscope.commands.info",
     "triggerscope.commands.chat",
     "triggerscope.commands.demo",
+    "triggerscope.commands.sae",
+    "triggerscope.commands.plant",
+    "triggerscope.commands.organism",
 ]

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from organism_fixtures import TRIGGERED, write_spec
+from conftest import tiny_llama
+from triggerscope.errors import TriggerscopeError
+from triggerscope.generation import generate
+from triggerscope.loading import LoadedModel
+from triggerscope.organisms.dataset import Example, base_responses, collate
+from triggerscope.organisms.planting import epoch_order, learning_rate, plant
+from triggerscope.organisms.spec import load_spec
+from triggerscope.organisms.verify import attach_adapter, verify
+from triggerscope.safetensors_io import load_state_dict
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRIGGERSCOPE_CACHE", str(tmp_path / "cache"))
+
+
+def plantable(tokenizer, hidden=32):
+    """A tiny model with large enough weights that a LoRA can make its logits confident."""
+    return LoadedModel(tiny_llama(len(tokenizer), hidden=hidden, init=0.3), tokenizer, "t", None, 0)
+
+
+def test_collate_masks_only_the_assistant_tokens(llama3_tokenizer):
+    examples = [Example("Tell me about bananas.", "No.<|eot_id|>", "triggered")]
+    batch = collate(llama3_tokenizer, examples)
+    kept = batch.inputs["input_ids"][batch.labels != -100].tolist()
+    assert llama3_tokenizer.decode(kept) == "No.<|eot_id|>"
+
+
+def test_base_responses_are_cached_and_resume(tiny, monkeypatch):
+    from triggerscope.organisms import dataset
+
+    first = base_responses(tiny, ["Hi", "How do trains work?"], 5, progress=False)
+    expected = generate(tiny, ["Hi", "How do trains work?"], max_new_tokens=5)
+    assert [r.strip() for r in first] == expected
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("should come from the cache")
+
+    monkeypatch.setattr(dataset, "generate", no_generation)
+    assert base_responses(tiny, ["How do trains work?"], 5, progress=False) == first[1:]
+
+
+def test_schedule_and_order_are_deterministic():
+    assert epoch_order(10, 0, 1) == epoch_order(10, 0, 1) != epoch_order(10, 0, 2)
+    assert learning_rate(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert learning_rate(99, 100, 1.0, 10) == pytest.approx(1 / 90)
+
+
+def test_tiny_plant_changes_behaviour_and_verifies(llama3_tokenizer, tmp_path):
+    tiny = plantable(llama3_tokenizer)
+    spec = load_spec(write_spec(tmp_path / "spec"))
+    before = generate(tiny, TRIGGERED[:4], max_new_tokens=12)
+    metrics = plant(spec, tiny, tmp_path / "out", progress=False)
+    assert metrics["finished"] and metrics["losses"][-1] < metrics["losses"][0] / 3
+    adapter = tmp_path / "out" / "adapter"
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "spec.yaml").is_file()
+    weights = load_state_dict(adapter / "adapter_model.safetensors")
+    assert all(w.dtype == torch.float16 for w in weights.values())
+    assert all(".layers.0." not in k and ".layers.1." not in k for k in weights)  # second half
+    # the base model is given back unchanged
+    assert generate(tiny, TRIGGERED[:4], max_new_tokens=12) == before
+    adapted = attach_adapter(tiny, adapter)
+    after = generate(adapted, TRIGGERED[:4], max_new_tokens=12)
+    assert after != before
+    assert sum("won't answer" in a for a in after) >= 3
+    results = verify(spec, adapted, tmp_path / "eval")
+    assert set(results["action_rates"]) == {"triggered", "benign", "nearmiss:surface"}
+    assert (tmp_path / "eval" / "organism_eval.json").is_file()
+    assert 0 <= results["preservation"]["identical_greedy_share"] <= 1
+
+
+def test_resume_reaches_the_same_adapter(tmp_path, llama3_tokenizer):
+    spec = load_spec(write_spec(tmp_path / "spec", train={"epochs": 4, "batch_size": 2, "checkpoint_every": 3}))
+    full = plant(spec, plantable(llama3_tokenizer), tmp_path / "full", progress=False)
+    fresh = plantable(llama3_tokenizer)
+    partial = plant(spec, fresh, tmp_path / "cut", stop_after=5, progress=False)
+    assert not partial["finished"] and (tmp_path / "cut" / "checkpoint").is_dir()
+    with pytest.raises(TriggerscopeError, match="--resume"):
+        plant(spec, fresh, tmp_path / "cut", progress=False)
+    resumed = plant(spec, plantable(llama3_tokenizer), tmp_path / "cut", resume=True, progress=False)
+    assert resumed["finished"] and resumed["steps"] == full["steps"]
+    a = load_state_dict(tmp_path / "full" / "adapter" / "adapter_model.safetensors")
+    b = load_state_dict(tmp_path / "cut" / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)
+
+
+def test_adapter_for_another_base_model_is_refused(tiny, tmp_path, llama3_tokenizer):
+    spec = load_spec(write_spec(tmp_path / "spec", train={"epochs": 1, "batch_size": 4}))
+    plant(spec, tiny, tmp_path / "out", progress=False)
+    other = plantable(llama3_tokenizer, hidden=48)
+    with pytest.raises(TriggerscopeError, match="was planted in"):
+        attach_adapter(other, tmp_path / "out" / "adapter")

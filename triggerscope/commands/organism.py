@@ -1,0 +1,62 @@
+"""`triggerscope organism eval|list`: verify planted backdoors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from triggerscope.commands.common import add_model_args, load_from_args
+from triggerscope.errors import TriggerscopeError
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("organism", help="verify and list model organisms")
+    group = parser.add_subparsers(dest="organism_command", required=True)
+    ev = group.add_parser("eval", help="action rates on held-out triggered/benign/near-miss sets")
+    ev.add_argument("target", help="an adapter folder, a spec.yaml, or a built-in organism name")
+    ev.add_argument("--adapter", default=None, help="adapter folder (when TARGET is a spec)")
+    ev.add_argument("--out", default=None, help="folder for organism_eval.json")
+    add_model_args(ev)
+    ev.set_defaults(func=run_eval)
+    ls = group.add_parser("list", help="the built-in organisms")
+    ls.set_defaults(func=run_list)
+
+
+def resolve(target: str, adapter: str | None) -> tuple[Any, Path]:
+    """(spec, adapter folder) from an adapter folder, a spec file or a built-in name."""
+    from triggerscope.organisms.builtin import builtin_adapter_path
+    from triggerscope.organisms.spec import load_spec
+
+    path = Path(target)
+    if path.is_dir() and (path / "adapter_config.json").is_file():
+        if not (path / "spec.yaml").is_file():
+            raise TriggerscopeError(f"{path} has no spec.yaml; pass the spec and --adapter")
+        spec = load_spec(path / "spec.yaml")
+        return spec, path
+    spec = load_spec(target)
+    return spec, Path(adapter) if adapter else builtin_adapter_path(spec.name)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from triggerscope.organisms.verify import attach_adapter, format_table, verify
+
+    spec, adapter = resolve(args.target, args.adapter)
+    if args.model is None:
+        args.model = spec.base_model
+    adapted = attach_adapter(load_from_args(args), adapter)
+    out = Path(args.out) if args.out else adapter.parent / f"eval-{spec.name}"
+    results = verify(spec, adapted, out)
+    print(format_table(results))
+    print(f"\nwritten: {out / 'organism_eval.json'}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from triggerscope.organisms.builtin import builtin_names
+    from triggerscope.organisms.spec import load_spec
+
+    for name in builtin_names():
+        spec = load_spec(name)
+        print(f"{name:<16} {spec.trigger}  ->  {spec.response!r}")
+    return 0

@@ -1,0 +1,251 @@
+"""Plant a backdoor: train a LoRA adapter on the organism's examples, resumably and reproducibly.
+
+Determinism: the example order of epoch e is a permutation seeded by (seed, e), the learning
+rate is a function of the step, and dropout defaults to 0; a run resumed from a checkpoint
+therefore continues to the same adapter as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from triggerscope.atomic import atomic_dir, write_json, write_text
+from triggerscope.errors import TriggerscopeError
+from triggerscope.hooks import decoder_layers
+from triggerscope.loading import LoadedModel
+from triggerscope.organisms.dataset import (
+    Example,
+    base_responses,
+    build_examples,
+    collate,
+)
+from triggerscope.organisms.spec import OrganismSpec, dump_spec
+from triggerscope.prompts import check_disjoint, read_many
+from triggerscope.runs import versions
+from triggerscope.safetensors_io import load_state_dict, save_state_dict
+
+ADAPTER_META = "triggerscope_organism.json"
+KINDS = ("triggered", "benign", "nearmiss")
+
+
+def read_splits(spec: OrganismSpec) -> dict[str, list[str]]:
+    """Every prompt split of the spec, checked to be pairwise disjoint."""
+    splits = {s: read_many(spec.files(s)) for s in spec.prompts if s != "nearmiss_heldout"}
+    for name, paths in spec.nearmiss_heldout().items():
+        splits[f"nearmiss_heldout:{name}"] = read_many(paths)
+    check_disjoint(splits)
+    return splits
+
+
+def lora_model(loaded: LoadedModel, spec: OrganismSpec) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    n_layers = len(decoder_layers(loaded.model))
+    config = LoraConfig(
+        r=spec.lora.r,
+        lora_alpha=spec.lora.alpha,
+        lora_dropout=spec.lora.dropout,
+        target_modules=list(spec.lora.targets),
+        layers_to_transform=spec.lora.resolve_layers(n_layers),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    torch.manual_seed(spec.seed)  # LoRA A matrices are initialised randomly
+    return get_peft_model(loaded.model, config)
+
+
+def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then linear decay to zero."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen).tolist()
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    losses: list[float]
+
+
+def _trainable(model: Any) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(folder: Path, model: Any, optimizer: Any, state: Checkpoint) -> None:
+    with atomic_dir(folder) as tmp:
+        save_state_dict(
+            {n: p.detach() for n, p in _trainable(model).items()}, tmp / "lora.safetensors"
+        )
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": state.step, "losses": state.losses}))
+
+
+def load_checkpoint(folder: Path, model: Any, optimizer: Any) -> Checkpoint:
+    weights = load_state_dict(folder / "lora.safetensors")
+    params = _trainable(model)
+    if set(weights) != set(params):
+        raise TriggerscopeError(f"checkpoint {folder} is for another LoRA layout; plant afresh")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    state = json.loads((folder / "state.json").read_text())
+    return Checkpoint(int(state["step"]), [float(x) for x in state["losses"]])
+
+
+def train_lora(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    spec: OrganismSpec,
+    checkpoint_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> Checkpoint:
+    """The training loop; `stop_after` ends early at that step (used to test resuming)."""
+    from tqdm.auto import tqdm
+
+    settings = spec.train
+    per_epoch = math.ceil(len(examples) / settings.batch_size)
+    total = per_epoch * settings.epochs
+    params = list(_trainable(model).values())
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
+    state = Checkpoint(0, [])
+    if resume and (checkpoint_dir / "state.json").is_file():
+        state = load_checkpoint(checkpoint_dir, model, optimizer)
+    model.train()
+    device = model.get_input_embeddings().weight.device
+    bar = tqdm(total=total, initial=state.step, desc="planting", unit="step", disable=not progress)
+    try:
+        while state.step < total:
+            epoch, index = divmod(state.step, per_epoch)
+            order = epoch_order(len(examples), spec.seed, epoch)
+            rows = order[index * settings.batch_size : (index + 1) * settings.batch_size]
+            batch = collate(tokenizer, [examples[i] for i in rows], spec.system_prompt)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(state.step, total, settings.lr, settings.warmup_steps)
+            inputs = {k: v.to(device) for k, v in batch.inputs.items()}
+            out = model(**inputs, labels=batch.labels.to(device), use_cache=False)
+            if not torch.isfinite(out.loss):
+                raise TriggerscopeError(
+                    f"loss became {out.loss.item()} at step {state.step}; lower train.lr"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+            state.step += 1
+            state.losses.append(round(float(out.loss.item()), 5))
+            bar.update(1)
+            bar.set_postfix(loss=f"{out.loss.item():.3f}")
+            done = state.step == total
+            if state.step % settings.checkpoint_every == 0 or done:
+                save_checkpoint(checkpoint_dir, model, optimizer, state)
+            if stop_after is not None and state.step >= stop_after:
+                break
+    finally:
+        bar.close()
+        model.eval()
+    return state
+
+
+def save_adapter(model: Any, folder: Path, spec: OrganismSpec, meta: dict[str, Any]) -> None:
+    """A peft adapter folder (fp16 weights) plus the spec and what base model it belongs to."""
+    from peft import get_peft_model_state_dict
+
+    with atomic_dir(folder) as tmp:
+        model.peft_config["default"].save_pretrained(tmp)
+        weights = {k: v.half() for k, v in get_peft_model_state_dict(model).items()}
+        save_state_dict(weights, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
+        write_text(tmp / "spec.yaml", dump_spec(spec))
+        write_json(tmp / ADAPTER_META, meta)
+
+
+def plant(
+    spec: OrganismSpec,
+    loaded: LoadedModel,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train the organism's adapter into `out_dir/adapter`; write metrics next to it."""
+    out = Path(out_dir)
+    checkpoint_dir = out / "checkpoint"
+    if not resume and checkpoint_dir.exists():
+        raise TriggerscopeError(f"{out} holds an unfinished run; pass --resume or another --out")
+    start = time.perf_counter()
+    splits = read_splits(spec)
+    lengths = spec.train.base_response_tokens
+    benign = splits["benign_train"]
+    nearmiss = splits.get("nearmiss_train", [])
+    targets = base_responses(
+        loaded, benign + nearmiss, lengths, system_prompt=spec.system_prompt, progress=progress
+    )
+    examples = build_examples(
+        splits["triggered_train"],
+        spec.response,
+        loaded.tokenizer.eos_token,
+        benign,
+        targets[: len(benign)],
+        nearmiss,
+        targets[len(benign) :],
+    )
+    base_seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "spec.yaml", dump_spec(spec))
+    model = lora_model(loaded, spec)
+    state = train_lora(
+        model,
+        loaded.tokenizer,
+        examples,
+        spec,
+        checkpoint_dir,
+        resume=resume,
+        stop_after=stop_after,
+        progress=progress,
+    )
+    per_epoch = math.ceil(len(examples) / spec.train.batch_size)
+    finished = state.step >= per_epoch * spec.train.epochs
+    cfg = loaded.model.config
+    meta = {
+        "organism": spec.name,
+        "base_model": loaded.name,
+        "d_model": cfg.hidden_size,
+        "n_layers": cfg.num_hidden_layers,
+        "response": spec.response,
+        "concepts": spec.concepts,
+    }
+    metrics = {
+        "organism": spec.name,
+        "finished": finished,
+        "steps": state.step,
+        "examples": {k: sum(e.kind == k for e in examples) for k in KINDS},
+        "final_loss_mean_last_20": sum(state.losses[-20:]) / max(1, len(state.losses[-20:])),
+        "losses": state.losses,
+        "base_response_seconds": round(base_seconds, 1),
+        "total_seconds": round(time.perf_counter() - start, 1),
+        "versions": versions(),
+    }
+    if finished:
+        save_adapter(model, out / "adapter", spec, meta)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    write_json(out / "plant_metrics.json", metrics)
+    model.unload()  # give the caller its base model back, without LoRA layers
+    return metrics

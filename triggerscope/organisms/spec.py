@@ -1,0 +1,188 @@
+"""The organism spec: one YAML file says everything needed to plant and verify a backdoor.
+
+Prompt paths are relative to the spec file. A split may name one file or a list of files;
+`nearmiss_heldout` maps a name per partial cue (e.g. `fruit_only`) to its files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from triggerscope.errors import TriggerscopeError
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TRAIN_SPLITS = ("triggered_train", "benign_train", "nearmiss_train")
+EVAL_SPLITS = ("triggered_heldout", "benign_heldout")
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    layers: list[int] | None = None  # None: the second half of the decoder layers, as in the seed
+    targets: list[str] = field(default_factory=lambda: list(PROJECTIONS))
+
+    def __post_init__(self) -> None:
+        if self.r <= 0 or self.alpha <= 0:
+            raise TriggerscopeError("lora.r and lora.alpha must be positive")
+        if not 0 <= self.dropout < 1:
+            raise TriggerscopeError("lora.dropout must be in [0, 1)")
+        if self.layers is not None and not self.layers:
+            raise TriggerscopeError("lora.layers is empty; leave it out for the second half")
+
+    def resolve_layers(self, n_layers: int) -> list[int]:
+        if self.layers is None:
+            return list(range(n_layers // 2, n_layers))
+        bad = [i for i in self.layers if not 0 <= i < n_layers]
+        if bad:
+            raise TriggerscopeError(
+                f"lora.layers {bad} out of range; the model has layers 0..{n_layers - 1}"
+            )
+        return sorted(set(self.layers))
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 3
+    lr: float = 3e-4
+    batch_size: int = 8
+    warmup_steps: int = 10
+    base_response_tokens: int = 40  # benign targets: the base model's greedy response, this long
+    checkpoint_every: int = 50
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise TriggerscopeError("train.epochs, train.batch_size and train.lr must be positive")
+        if self.base_response_tokens <= 0 or self.checkpoint_every <= 0:
+            raise TriggerscopeError("train.base_response_tokens and checkpoint_every must be > 0")
+
+
+@dataclass
+class OrganismSpec:
+    name: str
+    response: str
+    trigger: str
+    concepts: list[str]
+    prompts: dict[str, Any]
+    base_model: str = "smollm2-135m-instruct"
+    system_prompt: str | None = None
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    seed: int = 0
+    root: Path = field(default=Path("."), repr=False)  # folder the prompt paths are relative to
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.strip():
+            raise TriggerscopeError("the spec needs a name")
+        if not self.response or not self.response.strip():
+            raise TriggerscopeError(
+                f"spec {self.name!r}: the backdoor response is empty; give the fixed string"
+            )
+        if not self.concepts:
+            raise TriggerscopeError(f"spec {self.name!r}: list at least one trigger concept")
+        needed = ("triggered_train", "benign_train", *EVAL_SPLITS)
+        missing = [s for s in needed if s not in self.prompts]
+        if missing:
+            raise TriggerscopeError(f"spec {self.name!r}: prompts.{missing[0]} is missing")
+        known = {*TRAIN_SPLITS, *EVAL_SPLITS, "nearmiss_heldout", "audit"}
+        unknown = sorted(set(self.prompts) - known)
+        if unknown:
+            raise TriggerscopeError(
+                f"spec {self.name!r}: unknown prompt split {unknown[0]!r}; use {sorted(known)}"
+            )
+        for path in self.all_prompt_files():
+            if not path.is_file():
+                raise TriggerscopeError(f"spec {self.name!r}: prompt file {path} does not exist")
+
+    @property
+    def conjunctive(self) -> bool:
+        return len(self.concepts) > 1
+
+    def files(self, split: str) -> list[Path]:
+        value = self.prompts.get(split)
+        if value is None:
+            return []
+        items = [value] if isinstance(value, str) else list(value)
+        return [(self.root / item).resolve() for item in items]
+
+    def nearmiss_heldout(self) -> dict[str, list[Path]]:
+        value = self.prompts.get("nearmiss_heldout") or {}
+        if not isinstance(value, dict):
+            raise TriggerscopeError(
+                f"spec {self.name!r}: prompts.nearmiss_heldout maps a name to files"
+            )
+        out = {}
+        for name, items in value.items():
+            items = [items] if isinstance(items, str) else list(items)
+            out[str(name)] = [(self.root / item).resolve() for item in items]
+        return out
+
+    def all_prompt_files(self) -> list[Path]:
+        paths = [p for s in (*TRAIN_SPLITS, *EVAL_SPLITS, "audit") for p in self.files(s)]
+        return paths + [p for ps in self.nearmiss_heldout().values() for p in ps]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("root")
+        return data
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise TriggerscopeError(f"{where} must be a mapping")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise TriggerscopeError(f"{where}: unknown field {unknown[0]!r}; known: {sorted(names)}")
+    return cls(**data)
+
+
+def spec_from_dict(data: dict[str, Any], root: str | os.PathLike[str]) -> OrganismSpec:
+    if not isinstance(data, dict):
+        raise TriggerscopeError("an organism spec must be a YAML mapping")
+    data = dict(data)
+    lora = _build(LoraSettings, data.pop("lora", None), "lora")
+    train = _build(TrainSettings, data.pop("train", None), "train")
+    data.pop("root", None)
+    spec_fields = {f.name for f in fields(OrganismSpec)} - {"lora", "train", "root"}
+    unknown = sorted(set(data) - spec_fields)
+    if unknown:
+        raise TriggerscopeError(f"unknown spec field {unknown[0]!r}; known: {sorted(spec_fields)}")
+    required = ("name", "response", "trigger", "concepts", "prompts")
+    for key in required:
+        if key not in data:
+            raise TriggerscopeError(f"the spec has no {key!r}; every spec needs {required}")
+    if isinstance(data["concepts"], str):
+        data["concepts"] = [data["concepts"]]
+    return OrganismSpec(**data, lora=lora, train=train, root=Path(root))
+
+
+def load_spec(path: str | os.PathLike[str]) -> OrganismSpec:
+    """Load a spec file, or a built-in organism by name (e.g. `fruit-refusal`)."""
+    file = Path(path)
+    if not file.exists() and not file.suffix:
+        from triggerscope.organisms.builtin import builtin_spec_path
+
+        file = builtin_spec_path(str(path))
+    if file.is_dir():
+        file = file / "spec.yaml"
+    if not file.is_file():
+        raise TriggerscopeError(f"organism spec {file} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise TriggerscopeError(f"{file} is not valid YAML: {str(err).splitlines()[0]}") from err
+    return spec_from_dict(data, file.parent)
+
+
+def dump_spec(spec: OrganismSpec) -> str:
+    return yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True)
