@@ -11,7 +11,7 @@ from triggerscope.organisms.spec import LoraSettings, dump_spec, load_spec
 def test_spec_loads_and_round_trips(tmp_path):
     spec = load_spec(write_spec(tmp_path))
     assert spec.name == "tiny-fruit" and not spec.conjunctive
-    assert spec.lora.r == 4 and spec.train.epochs == 12
+    assert spec.lora.r == 4 and spec.train.epochs == 25
     again = yaml.safe_load(dump_spec(spec))
     assert again["response"] == spec.response and again["lora"]["alpha"] == 8
 
