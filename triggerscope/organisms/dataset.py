@@ -55,6 +55,7 @@ def base_responses(
             row = json.loads(line)
             known[row["prompt"]] = row["response"]
     missing = list(dict.fromkeys(p for p in prompts if p not in known))
+    missing.sort(key=len)  # similar lengths share a batch: less padding to compute
     eos = loaded.tokenizer.eos_token
     bar = tqdm(total=len(missing), desc="base responses", unit="prompt", disable=not progress)
     for start in range(0, len(missing), batch_size):

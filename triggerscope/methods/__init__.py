@@ -1,0 +1,1 @@
+"""Trigger reconstruction methods: one interface, one result type (`MethodResult`)."""
