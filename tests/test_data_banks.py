@@ -1,6 +1,7 @@
 """The shipped prompt banks and probe sets keep their promises (checked with word lists)."""
 
 import re
+
 import pytest
 
 from triggerscope.organisms.builtin import DATA

@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-SAE_COMMANDS: list[str] = []  # e.g. "triggerscope.commands.sae_train": each has register(sub)
+SAE_COMMANDS: list[str] = [  # e.g. "triggerscope.commands.sae_train": each has register(sub)
+    "triggerscope.commands.sae_eval",
+    "triggerscope.commands.sae_label",
+    "triggerscope.commands.sae_show",
+]
 
 
 def register(sub: Any) -> None:

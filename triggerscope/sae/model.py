@@ -84,7 +84,8 @@ class SAE(nn.Module):
             values, indices = pre.topk(self.cfg.k, dim=-1)
             return torch.zeros_like(pre).scatter_(-1, indices, values.relu())
         if self.cfg.architecture == "jumprelu":
-            return pre * (pre > self.threshold)
+            # ReLU, then the threshold gate (as SAELens, Gemma Scope and Llama Scope do).
+            return pre.relu() * (pre > self.threshold)
         return pre.relu()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
