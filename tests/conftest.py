@@ -28,6 +28,10 @@ CORPUS = [
 ]
 
 
+# Tiny models gain nothing from threads, and spinning threads crawl on a busy machine.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:
     random.seed(0)

@@ -26,4 +26,5 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
 
 def test_write_json(tmp_path):
     write_json(tmp_path / "x.json", {"a": 1})
+    assert (tmp_path / "x.json").stat().st_mode & 0o044  # readable by others, unlike mkstemp
     assert (tmp_path / "x.json").read_text().strip().startswith("{")
