@@ -1,8 +1,8 @@
 import pytest
 import torch
-
-from organism_fixtures import TRIGGERED, write_spec
 from conftest import tiny_llama
+from organism_fixtures import TRIGGERED, write_spec
+
 from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
 from triggerscope.loading import LoadedModel
@@ -74,14 +74,18 @@ def test_tiny_plant_changes_behaviour_and_verifies(llama3_tokenizer, tmp_path):
 
 
 def test_resume_reaches_the_same_adapter(tmp_path, llama3_tokenizer):
-    spec = load_spec(write_spec(tmp_path / "spec", train={"epochs": 4, "batch_size": 2, "checkpoint_every": 3}))
+    spec = load_spec(
+        write_spec(tmp_path / "spec", train={"epochs": 4, "batch_size": 2, "checkpoint_every": 3})
+    )
     full = plant(spec, plantable(llama3_tokenizer), tmp_path / "full", progress=False)
     fresh = plantable(llama3_tokenizer)
     partial = plant(spec, fresh, tmp_path / "cut", stop_after=5, progress=False)
     assert not partial["finished"] and (tmp_path / "cut" / "checkpoint").is_dir()
     with pytest.raises(TriggerscopeError, match="--resume"):
         plant(spec, fresh, tmp_path / "cut", progress=False)
-    resumed = plant(spec, plantable(llama3_tokenizer), tmp_path / "cut", resume=True, progress=False)
+    resumed = plant(
+        spec, plantable(llama3_tokenizer), tmp_path / "cut", resume=True, progress=False
+    )
     assert resumed["finished"] and resumed["steps"] == full["steps"]
     a = load_state_dict(tmp_path / "full" / "adapter" / "adapter_model.safetensors")
     b = load_state_dict(tmp_path / "cut" / "adapter" / "adapter_model.safetensors")
@@ -95,3 +99,12 @@ def test_adapter_for_another_base_model_is_refused(tiny, tmp_path, llama3_tokeni
     other = plantable(llama3_tokenizer, hidden=48)
     with pytest.raises(TriggerscopeError, match="was planted in"):
         attach_adapter(other, tmp_path / "out" / "adapter")
+
+
+def test_response_loss_equals_the_full_logits_loss(tiny, llama3_tokenizer):
+    from triggerscope.organisms.planting import response_loss
+
+    examples = [Example("Tell me about bananas.", "No thanks.<|eot_id|>", "triggered")] * 2
+    batch = collate(llama3_tokenizer, examples)
+    full = tiny.model(**batch.inputs, labels=batch.labels, use_cache=False).loss
+    assert torch.allclose(response_loss(tiny.model, batch.inputs, batch.labels), full, atol=1e-5)

@@ -107,6 +107,20 @@ def load_checkpoint(folder: Path, model: Any, optimizer: Any) -> Checkpoint:
     return Checkpoint(int(state["step"]), [float(x) for x in state["losses"]])
 
 
+def response_loss(
+    model: Any, inputs: dict[str, torch.Tensor], labels: torch.Tensor
+) -> torch.Tensor:
+    """Mean cross-entropy of the labelled tokens, with the unembedding applied only where a
+    label is predicted (the vocabulary projection of every other position is wasted work)."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(causal_lm, causal_lm.base_model_prefix)
+    hidden = body(**inputs, use_cache=False).last_hidden_state
+    targets = labels[:, 1:]
+    where = targets != -100
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[where])
+
+
 def train_lora(
     model: Any,
     tokenizer: Any,
@@ -141,18 +155,18 @@ def train_lora(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, total, settings.lr, settings.warmup_steps)
             inputs = {k: v.to(device) for k, v in batch.inputs.items()}
-            out = model(**inputs, labels=batch.labels.to(device), use_cache=False)
-            if not torch.isfinite(out.loss):
+            loss = response_loss(model, inputs, batch.labels.to(device))
+            if not torch.isfinite(loss):
                 raise TriggerscopeError(
-                    f"loss became {out.loss.item()} at step {state.step}; lower train.lr"
+                    f"loss became {loss.item()} at step {state.step}; lower train.lr"
                 )
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             optimizer.step()
             state.step += 1
-            state.losses.append(round(float(out.loss.item()), 5))
+            state.losses.append(round(float(loss.item()), 5))
             bar.update(1)
-            bar.set_postfix(loss=f"{out.loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
             done = state.step == total
             if state.step % settings.checkpoint_every == 0 or done:
                 save_checkpoint(checkpoint_dir, model, optimizer, state)
