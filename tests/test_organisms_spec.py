@@ -1,7 +1,7 @@
 import pytest
 import yaml
-
 from organism_fixtures import write_spec
+
 from triggerscope.errors import TriggerscopeError
 from triggerscope.organisms.builtin import builtin_names
 from triggerscope.organisms.planting import read_splits

@@ -11,4 +11,10 @@ COMMANDS = [
     "triggerscope.commands.sae",
     "triggerscope.commands.plant",
     "triggerscope.commands.organism",
+    "triggerscope.commands.awareness",
+    "triggerscope.commands.monitor",
+    "triggerscope.commands.report",
+    "triggerscope.commands.bench",
+    "triggerscope.commands.find",
+    "triggerscope.commands.evaluate",
 ]

@@ -23,6 +23,17 @@ def register(sub: Any) -> None:
     ls.set_defaults(func=run_list)
 
 
+def adapter_spec(adapter: Path) -> Any:
+    """The spec saved with an adapter; a built-in organism's prompts come from the package."""
+    import yaml
+
+    from triggerscope.organisms.builtin import builtin_names
+    from triggerscope.organisms.spec import load_spec
+
+    name = (yaml.safe_load((adapter / "spec.yaml").read_text()) or {}).get("name")
+    return load_spec(name if name in builtin_names() else adapter / "spec.yaml")
+
+
 def resolve(target: str, adapter: str | None) -> tuple[Any, Path]:
     """(spec, adapter folder) from an adapter folder, a spec file or a built-in name."""
     from triggerscope.organisms.builtin import builtin_adapter_path
@@ -32,8 +43,7 @@ def resolve(target: str, adapter: str | None) -> tuple[Any, Path]:
     if path.is_dir() and (path / "adapter_config.json").is_file():
         if not (path / "spec.yaml").is_file():
             raise TriggerscopeError(f"{path} has no spec.yaml; pass the spec and --adapter")
-        spec = load_spec(path / "spec.yaml")
-        return spec, path
+        return adapter_spec(path), path
     spec = load_spec(target)
     return spec, Path(adapter) if adapter else builtin_adapter_path(spec.name)
 

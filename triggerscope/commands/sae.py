@@ -9,6 +9,8 @@ SAE_COMMANDS: list[str] = [  # e.g. "triggerscope.commands.sae_train": each has 
     "triggerscope.commands.sae_eval",
     "triggerscope.commands.sae_label",
     "triggerscope.commands.sae_show",
+    "triggerscope.commands.sae_corpus",
+    "triggerscope.commands.sae_train",
 ]
 
 

@@ -186,7 +186,7 @@ def save_adapter(model: Any, folder: Path, spec: OrganismSpec, meta: dict[str, A
         model.peft_config["default"].save_pretrained(tmp)
         weights = {k: v.half() for k, v in get_peft_model_state_dict(model).items()}
         save_state_dict(weights, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
-        write_text(tmp / "spec.yaml", dump_spec(spec))
+        write_text(tmp / "spec.yaml", dump_spec(spec, absolute_paths=True))
         write_json(tmp / ADAPTER_META, meta)
 
 
@@ -223,7 +223,7 @@ def plant(
     )
     base_seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "spec.yaml", dump_spec(spec))
+    write_text(out / "spec.yaml", dump_spec(spec, absolute_paths=True))
     model = lora_model(loaded, spec)
     state = train_lora(
         model,

@@ -184,5 +184,17 @@ def load_spec(path: str | os.PathLike[str]) -> OrganismSpec:
     return spec_from_dict(data, file.parent)
 
 
-def dump_spec(spec: OrganismSpec) -> str:
-    return yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True)
+def dump_spec(spec: OrganismSpec, absolute_paths: bool = False) -> str:
+    """YAML of the spec; with `absolute_paths`, a copy saved elsewhere still finds its prompts."""
+    data = spec.to_dict()
+    if absolute_paths:
+        data["prompts"] = _absolute(spec.prompts, spec.root)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _absolute(value: Any, root: Path) -> Any:
+    if isinstance(value, str):
+        return str((root / value).resolve())
+    if isinstance(value, dict):
+        return {k: _absolute(v, root) for k, v in value.items()}
+    return [_absolute(v, root) for v in value]

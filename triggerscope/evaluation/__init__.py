@@ -1,0 +1,1 @@
+"""Did a method name the trigger? Concept probe sets, latent selectivity, scores, the benchmark."""
