@@ -8,6 +8,7 @@ COMMANDS = [
     "triggerscope.commands.info",
     "triggerscope.commands.chat",
     "triggerscope.commands.demo",
+    "triggerscope.commands.audit",
     "triggerscope.commands.sae",
     "triggerscope.commands.plant",
     "triggerscope.commands.organism",

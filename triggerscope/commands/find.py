@@ -8,7 +8,6 @@ the end, so a failed run leaves nothing behind.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -173,12 +172,11 @@ def _labels(sae_path: Path | None, latents: str | None, sae: Any) -> dict[int, s
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from triggerscope.atomic import atomic_dir
     from triggerscope.hooks import resolve_layer
     from triggerscope.methods.config import build_config
     from triggerscope.methods.registry import method_spec, run_method
+    from triggerscope.methods.run_folder import save_find_run
     from triggerscope.methods.task import FindTask
-    from triggerscope.runs import write_run_config
     from triggerscope.sae.formats import load_sae
 
     if args.threads is not None:
@@ -228,24 +226,12 @@ def run(args: argparse.Namespace) -> int:
         **overrides,
     )
     print(format_result(result, args.show))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = Path(args.out) / f"find-{args.method}-{stamp}"
-    n = 1
-    while target.exists():
-        n += 1
-        target = Path(args.out) / f"find-{args.method}-{stamp}-{n}"
-    with atomic_dir(target) as tmp:
-        config = {
-            **result.config,
-            "organism": found["organism"],
-            "adapter": found["adapter"],
-            "sae_path": str(sae_path) if sae_path else None,
-            "response": task.response,
-            "prompts": task.prompts,
-            "heldout_prompts": task.heldout_prompts,
-        }
-        write_run_config(tmp, config, overrides.get("seed", 0))
-        result.save(tmp)
+    extra = {
+        "organism": found["organism"],
+        "adapter": found["adapter"],
+        "sae_path": str(sae_path) if sae_path else None,
+    }
+    target = save_find_run(args.out, result, task, extra, overrides.get("seed", 0))
     print(f"\nwritten: {target}")
     return 0
 
