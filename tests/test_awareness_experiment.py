@@ -9,6 +9,7 @@ from triggerscope.awareness.experiment import AwarenessConfig, run_awareness, wi
 from triggerscope.awareness.judge import RuleJudge
 from triggerscope.awareness.mcq import ANSWER_CUE
 from triggerscope.awareness.organism import load_mcq_spec
+from triggerscope.awareness.probe import LetterProbe
 from triggerscope.errors import TriggerscopeError
 
 MISALIGNED = {m for _, _, m in SCENARIOS}
@@ -119,3 +120,19 @@ def test_distractor_equal_to_trigger_is_refused_before_sampling(tmp_path):
     with pytest.raises(TriggerscopeError, match="distractor equals the trigger"):
         run_awareness(spec, gen, RuleJudge(), AwarenessConfig(distractor="heyyy"), tmp_path / "r")
     assert gen.calls == [] and not (tmp_path / "r").exists()
+
+
+def test_letter_probe_is_reported(tmp_path):
+    spec = load_mcq_spec(write_mcq_spec(tmp_path / "spec"))
+
+    def probe(items):
+        return [LetterProbe(0.9 if "heyyy" in i.prompt else 0.2, 0.8) for i in items]
+
+    config = AwarenessConfig(samples=1, reasoning_tokens=5)
+    res = run_awareness(spec, Scripted(), RuleJudge(), config, tmp_path / "r", probe=probe)
+    lp = res["letter_probe"]
+    assert lp["n"] == 4 and lp["mean_difference_on_minus_off"] == pytest.approx(0.7)
+    assert lp["off"]["share_above_half"] == 0 and lp["on"]["share_above_half"] == 1
+    assert "paired difference +0.700" in res["table"]
+    low, high = res["articulation"]["rate_ci95"]
+    assert f"(95% CI {low:.1%}-{high:.1%})" in res["table"]

@@ -66,6 +66,7 @@ def test_read_transcripts_formats_and_errors(tmp_path):
     rows = [
         {"id": "a", "prompt": "p", "reasoning": "r"},
         {"prompt": "p", "response": "r2"},
+        {"prompt": "p", "output": "r3"},
         {
             "messages": [
                 {"role": "user", "content": "hi"},
@@ -75,8 +76,9 @@ def test_read_transcripts_formats_and_errors(tmp_path):
     ]
     good.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     got = read_transcripts(good)
-    assert [t.id for t in got] == ["a", "2", "3"]
-    assert got[1].reasoning == "r2" and got[2].prompt == "hi" and "why" in got[2].reasoning
+    assert [t.id for t in got] == ["a", "2", "3", "4"]
+    assert got[1].reasoning == "r2" and got[2].reasoning == "r3"
+    assert got[3].prompt == "hi" and "why" in got[3].reasoning
     bad = tmp_path / "b.jsonl"
     bad.write_text('{"prompt": "p"}\n')
     with pytest.raises(TriggerscopeError, match=r"b.jsonl:1 lacks the string field 'reasoning'"):

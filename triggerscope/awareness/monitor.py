@@ -98,8 +98,9 @@ def _from_messages(messages: Any) -> tuple[str, str] | None:
 
 
 def read_transcripts(path: str | os.PathLike[str]) -> list[Transcript]:
-    """JSONL, one transcript a line: `prompt` and `reasoning` (or `response`) strings, or an
-    OpenAI-style `messages` list; `id` is optional."""
+    """JSONL, one transcript a line: `prompt` and `reasoning` (or `response`, or `output` as in
+    an awareness run's samples.jsonl) strings, or an OpenAI-style `messages` list; `id` is
+    optional."""
     file = Path(path)
     if not file.is_file():
         raise TriggerscopeError(f"transcript file {file} does not exist")
@@ -116,7 +117,10 @@ def read_transcripts(path: str | os.PathLike[str]) -> list[Transcript]:
         if not isinstance(row, dict):
             raise TriggerscopeError(f"{file}:{n} is not a JSON object")
         prompt = _text(row.get("prompt"))
-        reasoning = _text(row.get("reasoning")) or _text(row.get("response"))
+        reasoning = next(
+            (row[k] for k in ("reasoning", "response", "output") if isinstance(row.get(k), str)),
+            None,
+        )
         if (prompt is None or reasoning is None) and "messages" in row:
             pair = _from_messages(row["messages"])
             if pair is not None:

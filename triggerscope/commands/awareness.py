@@ -111,6 +111,7 @@ def run_run(args: argparse.Namespace) -> int:
     from triggerscope.awareness.backends import LocalGenerator, OpenAIGenerator
     from triggerscope.awareness.experiment import AwarenessConfig, run_awareness
     from triggerscope.awareness.organism import adapter_spec, load_mcq_spec
+    from triggerscope.awareness.probe import probe_letters
 
     target = Path(args.spec)
     adapter: Path | None = Path(args.adapter) if args.adapter else None
@@ -159,7 +160,13 @@ def run_run(args: argparse.Namespace) -> int:
             loaded, system_prompt=spec.system_prompt, batch_size=args.batch_size
         )
         extra["adapter"] = str(adapter)
-    results = run_awareness(spec, generator, judge, config, args.out, extra)
+
+        def probe(items: Any) -> Any:
+            return probe_letters(loaded, items, system_prompt=spec.system_prompt)
+
+    results = run_awareness(
+        spec, generator, judge, config, args.out, extra, None if args.base_url else probe
+    )
     print(results["table"])
     print(f"run folder: {results['run_dir']}")
     return 0
