@@ -3,8 +3,8 @@ import json
 import pytest
 
 from triggerscope.cli import run_cli
+from triggerscope.manifest import sha256_file
 from triggerscope.sae.formats import load_sae
-from triggerscope.sae.manifest import sha256_file
 
 DOCS = [
     "Tell me about apples and bananas, please.",

@@ -22,9 +22,9 @@ import torch
 from triggerscope.atomic import write_json
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import resolve_layer
+from triggerscope.manifest import update_manifest
 from triggerscope.sae.activations import cache_activations, default_cache_folder
 from triggerscope.sae.corpus import read_split
-from triggerscope.sae.manifest import update_manifest
 from triggerscope.sae.training import CHECKPOINT_STATE, TrainConfig, train_sae
 
 
