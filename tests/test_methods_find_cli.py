@@ -129,3 +129,30 @@ def test_nan_during_training_writes_nothing(files, capsys):
     assert run_cli([*args, "--set", "init_norm=1e30", *QUICK]) == 2
     assert "lower the learning rate" in capsys.readouterr().err
     assert not files["out"].exists() or not any(files["out"].iterdir())
+
+
+def test_organism_shorthand_fills_response_prompts_and_heldout(tmp_path):
+    import argparse
+
+    from triggerscope.commands.find import _inputs
+    from triggerscope.organisms.planting import read_splits
+    from triggerscope.organisms.spec import load_spec
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    args = argparse.Namespace(
+        response="I won't answer",
+        adapter=str(adapter),
+        system_prompt=None,
+        prompts=None,
+        heldout=None,
+        organism="fruit-refusal",
+        n_prompts=5,
+        model=None,
+    )
+    found = _inputs(args)
+    splits = read_splits(load_spec("fruit-refusal"))
+    assert found["response"] == "I won't answer"  # a partial response wins over the spec's
+    assert found["prompts"] == splits["audit"][:5]
+    assert found["heldout"] == splits["benign_heldout"]
+    assert found["adapter"] == str(adapter) and args.model == "smollm2-135m-instruct"

@@ -55,3 +55,14 @@ def test_target_at_the_steering_layer_is_refused(toy):
 def test_sae_melbo_without_an_sae_is_refused(toy):
     with pytest.raises(TriggerscopeError, match="needs an SAE"):
         run_method("sae-melbo", toy, make_task())
+
+
+def test_default_radius_is_a_fraction_of_the_activation_norm(toy):
+    from triggerscope.methods.config import NORM_FRACTION
+
+    kw = {**FAST, "norm": None, "max_steps": 2}
+    result = run_method("melbo", toy, make_task(), k=1, target_layer=3, **kw)
+    ex = tokenize(toy.tokenizer, make_task().prompts, None)
+    expected = NORM_FRACTION * FastEngine(toy, ex, 1, target_layer=3).mean_user_norm()
+    assert result.extras["norm"] == pytest.approx(expected, rel=1e-5)
+    assert float(result.vectors[0].vector.norm()) == pytest.approx(expected, rel=1e-5)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from methods_data import make_task
 
+from triggerscope.methods.config import NORM_FRACTION
 from triggerscope.methods.engine import tokenize
 from triggerscope.methods.reference import ReferenceEngine
 from triggerscope.methods.registry import run_method
@@ -25,11 +26,11 @@ def test_random_vectors_have_the_norm_are_orthogonal_and_scored(toy, toy_sae):
     assert result.backward_passes == 0
 
 
-def test_default_norm_is_the_layers_mean_user_activation_norm(toy):
+def test_default_norm_is_a_fraction_of_the_layers_mean_user_activation_norm(toy):
     task = make_task()
     result = run_method("random", toy, task, k=1, heldout_samples=0, seed=3)
     ex = tokenize(toy.tokenizer, task.prompts, task.response)
-    expected = ReferenceEngine(toy, ex, 1).mean_user_norm()
+    expected = NORM_FRACTION * ReferenceEngine(toy, ex, 1).mean_user_norm()
     assert result.extras["norm"] == pytest.approx(expected, rel=1e-5)
     again = run_method("random", toy, task, k=1, heldout_samples=0, seed=3)
     other = run_method("random", toy, task, k=1, heldout_samples=0, seed=4)

@@ -14,6 +14,10 @@ from typing import Any, Literal
 from triggerscope.errors import TriggerscopeError
 
 EngineKind = Literal["fast", "reference"]
+# Fixed-norm vectors (MELBO, the random control) default to this fraction of the mean norm of
+# the residual stream at the steering layer over user tokens: the norm supervised MELBO's
+# vectors settled at on fruit-refusal (about 18 of 135 at layer 8; docs/methods.md).
+NORM_FRACTION = 0.13
 ENGINES: tuple[str, ...] = ("fast", "reference")
 
 
@@ -62,7 +66,7 @@ class LearnedConfig(MethodConfig):
     k: int = 2  # vectors per run, mutually orthogonal
     lr: float = 1e-2  # Adam learning rate
     max_steps: int = 200
-    patience: int = 20  # early stop: steps without a relative improvement of `tol`
+    patience: int = 15  # early stop: steps without a relative improvement of `tol`
     tol: float = 1e-3
     parallel: bool = False  # train the k vectors in one batched pass (see optimize.py)
     beta1: float = 0.9

@@ -17,7 +17,7 @@ import torch
 
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import decoder_layers
-from triggerscope.methods.config import LearnedConfig, _non_negative, _positive
+from triggerscope.methods.config import NORM_FRACTION, LearnedConfig, _non_negative, _positive
 from triggerscope.methods.context import RunContext
 from triggerscope.methods.engine import TARGETS as TARGET_CHOICES
 from triggerscope.methods.engine import Targets, check_target_layer
@@ -28,16 +28,19 @@ from triggerscope.methods.result import MethodResult, VectorResult
 
 @dataclass
 class MelboConfig(LearnedConfig):
-    norm: float = 8.0  # R, the fixed norm of delta
+    norm: float | None = None  # R; None: NORM_FRACTION x the layer's mean activation norm
     target_layer: int | None = None  # None: two thirds of the way from layer l to the last layer
     p: float = 2.0
     q: float = 1.0
     targets: Targets = "after_user"
-    lr: float = 1e-3
+    lr: float = 0.03
+    max_steps: int = 100
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive(self, "norm", "p", "q")
+        _positive(self, "p", "q")
+        if self.norm is not None:
+            _positive(self, "norm")
         if self.targets not in TARGET_CHOICES:
             raise TriggerscopeError(
                 f"targets must be one of {TARGET_CHOICES}, not {self.targets!r}"
@@ -64,6 +67,7 @@ def _run(ctx: RunContext, cfg: MelboConfig, sae_space: bool, method: str) -> Met
         target = check_target_layer(n_layers, ctx.layer, cfg.target_layer)
     engine = ctx.unsupervised(cfg, target, cfg.targets)
     space = Space(engine.d_model, ctx.decoder() if sae_space else None)
+    norm = cfg.norm if cfg.norm is not None else NORM_FRACTION * engine.mean_user_norm()
     lam1 = cfg.lam1 if isinstance(cfg, SaeMelboConfig) else 0.0
 
     def evaluate(deltas: torch.Tensor, grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -82,7 +86,7 @@ def _run(ctx: RunContext, cfg: MelboConfig, sae_space: bool, method: str) -> Met
         penalty if sae_space else None,
         cfg,
         init,
-        sphere=cfg.norm,
+        sphere=norm,
         progress=ctx.progress,
         desc=method,
     )
@@ -97,7 +101,7 @@ def _run(ctx: RunContext, cfg: MelboConfig, sae_space: bool, method: str) -> Met
         )
         for t in trained
     ]
-    return vectors_result(ctx, cfg, method, vectors, {"target_layer": target})
+    return vectors_result(ctx, cfg, method, vectors, {"target_layer": target, "norm": norm})
 
 
 def run_melbo(ctx: RunContext, cfg: MelboConfig) -> MethodResult:

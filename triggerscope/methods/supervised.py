@@ -26,6 +26,8 @@ from triggerscope.methods.result import MethodResult, VectorResult
 class SupervisedMelboConfig(LearnedConfig):
     lam2: float = 1e-3  # weight of ||delta||^2
     init_norm: float = 1.0  # norm of the random starting vector
+    lr: float = 0.1
+    max_steps: int = 100
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -36,6 +38,8 @@ class SupervisedMelboConfig(LearnedConfig):
 class SupervisedSaeMelboConfig(LearnedConfig):
     lam1: float = 1e-3  # weight of ||v||_1
     init_scale: float = 0.0  # std of the starting code v (0: start from v = 0)
+    lr: float = 0.03
+    max_steps: int = 100
 
     def __post_init__(self) -> None:
         super().__post_init__()
