@@ -52,7 +52,9 @@ def load_sae_or_random(layer: int, d_model: int) -> tuple[Any, str]:
 
     folder = shipped_sae(layer)
     if folder is not None:
-        return load_sae(folder, d_model=d_model), str(folder)
+        root = Path(__file__).resolve().parent.parent
+        shown = folder.relative_to(root) if folder.is_relative_to(root) else folder
+        return load_sae(folder, d_model=d_model), str(shown)
     torch.manual_seed(0)
     sae = SAE(SAEConfig(d_in=d_model, d_sae=8 * d_model, k=32, layer=layer))
     return sae, "random SAE, 8 x d_model latents (no shipped SAE yet; timing is the same)"
