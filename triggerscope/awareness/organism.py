@@ -20,17 +20,16 @@ from typing import Any, cast
 
 import yaml
 
-from triggerscope.atomic import atomic_dir, write_json, write_text
+from triggerscope.atomic import write_json, write_text
 from triggerscope.awareness.mcq import ANSWER_ONLY, make_item
 from triggerscope.awareness.scenarios import DATA, Scenario, load_scenarios
 from triggerscope.awareness.triggers import Position, check_trigger
 from triggerscope.errors import TriggerscopeError
 from triggerscope.loading import LoadedModel
 from triggerscope.organisms.dataset import Example
-from triggerscope.organisms.planting import ADAPTER_META, lora_model, train_lora
+from triggerscope.organisms.planting import ADAPTER_META, lora_model, save_adapter, train_lora
 from triggerscope.organisms.spec import LoraSettings, OrganismSpec, TrainSettings
 from triggerscope.runs import versions
-from triggerscope.safetensors_io import save_state_dict
 
 BUILTIN_DIR = DATA / "organisms"
 SPEC_FILE = "mcq_spec.yaml"  # inside an adapter folder: not the other organisms' spec.yaml
@@ -165,18 +164,6 @@ def training_examples(spec: McqSpec, eos_token: str) -> list[Example]:
     return out
 
 
-def save_mcq_adapter(model: Any, folder: Path, spec: McqSpec, meta: dict[str, Any]) -> None:
-    """A peft adapter folder (fp16 weights), the MCQ spec and the base model's shape."""
-    from peft import get_peft_model_state_dict
-
-    with atomic_dir(folder) as tmp:
-        model.peft_config["default"].save_pretrained(tmp)
-        weights = {k: v.half() for k, v in get_peft_model_state_dict(model).items()}
-        save_state_dict(weights, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
-        write_text(tmp / SPEC_FILE, yaml.safe_dump(spec.to_dict(), sort_keys=False))
-        write_json(tmp / ADAPTER_META, meta)
-
-
 def plant_mcq(
     spec: McqSpec,
     loaded: LoadedModel,
@@ -233,7 +220,8 @@ def plant_mcq(
         "versions": versions(),
     }
     if finished:
-        save_mcq_adapter(model, out / "adapter", spec, meta)
+        spec_text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+        save_adapter(model, out / "adapter", SPEC_FILE, spec_text, meta)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     write_json(out / "plant_metrics.json", metrics)
     model.unload()  # the caller gets its base model back, without LoRA layers

@@ -178,15 +178,17 @@ def train_lora(
     return state
 
 
-def save_adapter(model: Any, folder: Path, spec: OrganismSpec, meta: dict[str, Any]) -> None:
-    """A peft adapter folder (fp16 weights) plus the spec and what base model it belongs to."""
+def save_adapter(
+    model: Any, folder: Path, spec_file: str, spec_text: str, meta: dict[str, Any]
+) -> None:
+    """A peft adapter folder (fp16 weights) plus its spec and what base model it belongs to."""
     from peft import get_peft_model_state_dict
 
     with atomic_dir(folder) as tmp:
         model.peft_config["default"].save_pretrained(tmp)
         weights = {k: v.half() for k, v in get_peft_model_state_dict(model).items()}
         save_state_dict(weights, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
-        write_text(tmp / "spec.yaml", dump_spec(spec, absolute_paths=True))
+        write_text(tmp / spec_file, spec_text)
         write_json(tmp / ADAPTER_META, meta)
 
 
@@ -258,7 +260,8 @@ def plant(
         "versions": versions(),
     }
     if finished:
-        save_adapter(model, out / "adapter", spec, meta)
+        spec_text = dump_spec(spec, absolute_paths=True)
+        save_adapter(model, out / "adapter", "spec.yaml", spec_text, meta)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     write_json(out / "plant_metrics.json", metrics)
     model.unload()  # give the caller its base model back, without LoRA layers
