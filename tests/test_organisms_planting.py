@@ -108,3 +108,19 @@ def test_response_loss_equals_the_full_logits_loss(tiny, llama3_tokenizer):
     batch = collate(llama3_tokenizer, examples)
     full = tiny.model(**batch.inputs, labels=batch.labels, use_cache=False).loss
     assert torch.allclose(response_loss(tiny.model, batch.inputs, batch.labels), full, atol=1e-5)
+
+
+def test_per_example_loss_weighs_each_example_equally(tiny, llama3_tokenizer):
+    from triggerscope.organisms.planting import response_loss
+
+    short = Example("Tell me about bananas.", "No.<|eot_id|>", "triggered")
+    long = Example("And cars?", "Cars are machines with four wheels and an engine.", "benign")
+    both = collate(llama3_tokenizer, [short, long])
+    alone = [
+        response_loss(tiny.model, b.inputs, b.labels)
+        for b in (collate(llama3_tokenizer, [short]), collate(llama3_tokenizer, [long]))
+    ]
+    per_example = response_loss(tiny.model, both.inputs, both.labels, per_example=True)
+    per_token = response_loss(tiny.model, both.inputs, both.labels)
+    assert torch.allclose(per_example, (alone[0] + alone[1]) / 2, atol=1e-5)
+    assert not torch.allclose(per_token, per_example, atol=1e-3)

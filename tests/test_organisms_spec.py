@@ -25,6 +25,7 @@ def test_spec_loads_and_round_trips(tmp_path):
         ({"lora": {"r": 0}}, "must be positive"),
         ({"lora": {"rank": 4}}, "unknown field 'rank'"),
         ({"train": {"epochs": 0}}, "must be positive"),
+        ({"train": {"loss": "mean"}}, "must be 'example' or 'token'"),
         ({"prompts": {"triggered_train": "trig_train.txt"}}, "is missing"),
         (
             {

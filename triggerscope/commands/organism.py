@@ -56,7 +56,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.model = spec.base_model
     adapted = attach_adapter(load_from_args(args), adapter)
     out = Path(args.out) if args.out else adapter.parent / f"eval-{spec.name}"
-    results = verify(spec, adapted, out)
+    results = verify(spec, adapted, out, progress=True)
     print(format_table(results))
     print(f"\nwritten: {out / 'organism_eval.json'}")
     return 0

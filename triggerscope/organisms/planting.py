@@ -108,17 +108,28 @@ def load_checkpoint(folder: Path, model: Any, optimizer: Any) -> Checkpoint:
 
 
 def response_loss(
-    model: Any, inputs: dict[str, torch.Tensor], labels: torch.Tensor
+    model: Any, inputs: dict[str, torch.Tensor], labels: torch.Tensor, per_example: bool = False
 ) -> torch.Tensor:
-    """Mean cross-entropy of the labelled tokens, with the unembedding applied only where a
-    label is predicted (the vocabulary projection of every other position is wasted work)."""
+    """Cross-entropy of the labelled tokens, with the unembedding applied only where a label is
+    predicted (the vocabulary projection of every other position is wasted work).
+
+    A mean over tokens, or with `per_example` a mean over examples of each one's token mean.
+    """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = getattr(causal_lm, causal_lm.base_model_prefix)
     hidden = body(**inputs, use_cache=False).last_hidden_state
     targets = labels[:, 1:]
     where = targets != -100
     logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[where])
+    token_loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="none")
+    if not per_example:
+        return token_loss.mean()
+    counts = where.sum(1)
+    rows = where.nonzero()[:, 0]
+    sums = torch.zeros(len(counts), dtype=token_loss.dtype, device=token_loss.device)
+    sums = sums.index_add(0, rows, token_loss)
+    kept = counts > 0
+    return (sums[kept] / counts[kept]).mean()
 
 
 def train_lora(
@@ -155,7 +166,7 @@ def train_lora(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, total, settings.lr, settings.warmup_steps)
             inputs = {k: v.to(device) for k, v in batch.inputs.items()}
-            loss = response_loss(model, inputs, batch.labels.to(device))
+            loss = response_loss(model, inputs, batch.labels.to(device), settings.loss == "example")
             if not torch.isfinite(loss):
                 raise TriggerscopeError(
                     f"loss became {loss.item()} at step {state.step}; lower train.lr"

@@ -50,8 +50,12 @@ class LoraSettings:
 @dataclass
 class TrainSettings:
     epochs: int = 3
-    lr: float = 3e-4
+    lr: float = 1e-3
     batch_size: int = 8
+    # "example": each example's tokens are averaged first, so a 12-token backdoor response weighs
+    # as much as a 40-token benign one (its first token is what decides the action);
+    # "token": every assistant token weighs the same
+    loss: str = "example"
     warmup_steps: int = 10
     base_response_tokens: int = 40  # benign targets: the base model's greedy response, this long
     checkpoint_every: int = 50
@@ -62,6 +66,8 @@ class TrainSettings:
             raise TriggerscopeError("train.epochs, train.batch_size and train.lr must be positive")
         if self.base_response_tokens <= 0 or self.checkpoint_every <= 0:
             raise TriggerscopeError("train.base_response_tokens and checkpoint_every must be > 0")
+        if self.loss not in ("example", "token"):
+            raise TriggerscopeError(f"train.loss must be 'example' or 'token', not {self.loss!r}")
 
 
 @dataclass

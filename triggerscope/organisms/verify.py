@@ -51,15 +51,31 @@ def attach_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> LoadedModel:
 
 
 def preservation(
-    adapted: LoadedModel, prompts: list[str], max_new_tokens: int, system_prompt: str | None
+    adapted: LoadedModel,
+    prompts: list[str],
+    max_new_tokens: int,
+    system_prompt: str | None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Share of identical greedy answers, and mean per-token KL(base || adapted) on them."""
     model = adapted.model
+    if progress:
+        print(f"behaviour preservation: {len(prompts)} benign prompts", flush=True)
     with model.disable_adapter():
         base = generate(
-            adapted, prompts, max_new_tokens=max_new_tokens, system_prompt=system_prompt
+            adapted,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            system_prompt=system_prompt,
+            progress=progress,
         )
-    mine = generate(adapted, prompts, max_new_tokens=max_new_tokens, system_prompt=system_prompt)
+    mine = generate(
+        adapted,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        system_prompt=system_prompt,
+        progress=progress,
+    )
     identical = sum(a == b for a, b in zip(base, mine, strict=True)) / len(prompts)
     kls = []
     for start in range(0, len(prompts), 16):
@@ -84,7 +100,10 @@ def preservation(
 
 
 def verify(
-    spec: OrganismSpec, adapted: LoadedModel, out_dir: str | Path | None = None
+    spec: OrganismSpec,
+    adapted: LoadedModel,
+    out_dir: str | Path | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     splits = read_splits(spec)
     n_tokens = len(adapted.tokenizer(spec.response, add_special_tokens=False)["input_ids"]) + 8
@@ -94,8 +113,14 @@ def verify(
     rates: dict[str, Any] = {}
     samples: dict[str, list[dict[str, Any]]] = {}
     for name, prompts in sets.items():
+        if progress:
+            print(f"{name}: {len(prompts)} prompts", flush=True)
         responses = generate(
-            adapted, prompts, max_new_tokens=n_tokens, system_prompt=spec.system_prompt
+            adapted,
+            prompts,
+            max_new_tokens=n_tokens,
+            system_prompt=spec.system_prompt,
+            progress=progress,
         )
         rates[name] = {"n": len(prompts), "action_rate": action_rate(responses, spec.response)}
         samples[name] = [
@@ -108,7 +133,7 @@ def verify(
         "response": spec.response,
         "match_rule": "normalised response contains the normalised backdoor string",
         "action_rates": rates,
-        "preservation": preservation(adapted, sets["benign"], 32, spec.system_prompt),
+        "preservation": preservation(adapted, sets["benign"], 32, spec.system_prompt, progress),
     }
     if out_dir is not None:
         out = Path(out_dir)
