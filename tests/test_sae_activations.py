@@ -99,3 +99,32 @@ def test_data_mean_matches_numpy():
     rows = np.random.default_rng(0).normal(size=(1000, 8)).astype(np.float16)
     mean = A.data_mean(rows)
     np.testing.assert_allclose(mean.numpy(), rows.astype(np.float32).mean(0), atol=1e-5)
+
+
+def test_a_bigger_budget_grows_from_a_smaller_cache_to_the_same_files(tiny, tmp_path):
+    whole = _cache(tiny, tmp_path / "run_L1-3_70_seed0", max_tokens=70)
+    small = _cache(tiny, tmp_path / "run_L1-3_30_seed0", max_tokens=30)
+    assert A.find_smaller_cache(tmp_path / "run_L1-3_70_seed0") == small.folder
+    grown = _cache(tiny, tmp_path / "grown", max_tokens=70, grow_from=small.folder)
+    progress = json.loads((grown.folder / "progress.json").read_text())
+    assert progress["grown_from"] == str(small.folder)
+    assert grown.n_tokens == whole.n_tokens == 70
+    for layer in (1, 3):
+        assert np.array_equal(grown.activations(layer), whole.activations(layer))
+    assert np.array_equal(grown.token_ids(), whole.token_ids())
+
+
+def test_a_cache_of_other_documents_cannot_seed_a_bigger_one(tiny, tmp_path):
+    small = A.cache_activations(
+        tiny,
+        DOCS[:5],
+        [1, 3],
+        tmp_path / "small",
+        max_tokens=20,
+        docs_per_chunk=3,
+        batch_tokens=200,
+        progress=False,
+    )
+    with pytest.raises(TriggerscopeError, match="cannot seed this cache"):
+        _cache(tiny, tmp_path / "big", max_tokens=60, grow_from=small.folder)
+    assert not (tmp_path / "big").exists()

@@ -196,3 +196,11 @@ def test_sae_corpus_command_reports_a_built_corpus(tmp_path, capsys):
     assert run_cli(["sae", "corpus", "--out", str(tmp_path / "corpus")]) == 0
     out = capsys.readouterr().out
     assert "train" in out and "wordnet" in out and str(tmp_path / "corpus") in out
+
+
+def test_balanced_heldout_takes_each_source_in_turn(tmp_path):
+    rows = [{"source": "gcide", "key": str(i), "text": f"gloss {i}"} for i in range(6)]
+    rows += [{"source": "prompts", "key": "p", "text": "What is a plum?"}]
+    (tmp_path / "heldout.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert C.balanced_heldout(tmp_path, 3) == ["gloss 0", "What is a plum?", "gloss 1"]
+    assert len(C.balanced_heldout(tmp_path, 100)) == 7

@@ -41,7 +41,9 @@ def held_out_texts(path: str | None, limit: int) -> tuple[list[str], str]:
                 "no --texts given and the SAE corpus is not built; pass --texts FILE (one text "
                 "per line) or build the corpus with `triggerscope sae corpus`"
             )
-        path = str(default)
+        from triggerscope.sae.corpus import balanced_heldout
+
+        return balanced_heldout(default.parent, limit), f"{default} (balanced over sources)"
     return read_texts(path, limit=limit), path
 
 

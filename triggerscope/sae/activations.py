@@ -131,11 +131,14 @@ def cache_activations(
     batch_tokens: int = 4096,
     max_chars: int = 4000,
     progress: bool = True,
+    grow_from: str | Path | None = None,
 ) -> ActivationCache:
     """Run the model over `docs` (as user messages) and store user-token activations.
 
     Documents are taken in `sampling_order(docs, seed)` until `max_tokens` rows are stored.
     Calling again with the same arguments resumes an unfinished cache, or returns a finished one.
+    `grow_from`, a finished smaller cache of the same documents and settings, starts a new cache
+    with its rows (the chunks it finished whole), so a bigger budget does not redo that work.
     """
     if not docs:
         raise TriggerscopeError("the corpus is empty; it needs at least one document")
@@ -165,6 +168,10 @@ def cache_activations(
         "tokens": "user-content tokens of chat-formatted prompts (one document per message)",
         "dtype": "float16",
     }
+    seed_cache = None
+    if grow_from is not None and not (folder / "progress.json").is_file():
+        seed_cache = open_cache(grow_from)
+        _check_can_seed(seed_cache, meta)
     if (folder / "meta.json").is_file():
         old = json.loads((folder / "meta.json").read_text())
         diff = sorted(k for k in meta if old.get(k) != meta[k])
@@ -176,14 +183,17 @@ def cache_activations(
     else:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "meta.json", meta)
-    state = _read_progress(folder) or {"chunks_done": 0, "docs_done": 0, "tokens_done": 0}
-    state.setdefault("seconds", 0.0)
-    if state.get("complete"):
-        return open_cache(folder)
 
     def mm(name: str, dtype: Any, shape: tuple[int, ...]) -> np.memmap:
         path = folder / name
         return np.memmap(path, dtype=dtype, mode="r+" if path.exists() else "w+", shape=shape)
+
+    if seed_cache is not None:
+        _copy_finished_chunks(seed_cache, meta, folder, tokenizer, ordered, mm)
+    state = _read_progress(folder) or {"chunks_done": 0, "docs_done": 0, "tokens_done": 0}
+    state.setdefault("seconds", 0.0)
+    if state.get("complete"):
+        return open_cache(folder)
 
     stores = {
         layer: mm(f"layer{layer}.f16", np.float16, (max_tokens, d_model)) for layer in resolved
@@ -226,6 +236,7 @@ def cache_activations(
             for store in (*stores.values(), token_store):
                 store.flush()
             state = {
+                **state,
                 "chunks_done": state["chunks_done"] + 1,
                 "docs_done": state["docs_done"] + len(chunk),
                 "tokens_done": pos,
@@ -240,6 +251,83 @@ def cache_activations(
     state["complete"] = True
     write_json(folder / "progress.json", state)
     return open_cache(folder)
+
+
+def _user_tokens(tokenizer: Any, texts: list[str], batch_tokens: int) -> int:
+    """How many rows these documents give: their user-token count in the chat template."""
+    total = 0
+    for batch_idx in _batches(texts, batch_tokens):
+        total += int(build_chat_batch(tokenizer, [texts[i] for i in batch_idx]).user_mask.sum())
+    return total
+
+
+def _check_can_seed(source: ActivationCache, meta: dict[str, Any]) -> None:
+    old = source.meta
+    diff = sorted(k for k in meta if k != "capacity" and old.get(k) != meta[k])
+    if diff or not source.complete or int(old["capacity"]) >= int(meta["capacity"]):
+        raise TriggerscopeError(
+            f"{source.folder} cannot seed this cache (it must be a finished, smaller cache of the "
+            f"same documents and settings{'; differs in ' + ', '.join(diff) if diff else ''})"
+        )
+
+
+def _copy_finished_chunks(
+    source: ActivationCache,
+    meta: dict[str, Any],
+    folder: Path,
+    tokenizer: Any,
+    ordered: Sequence[Document],
+    mm: Any,
+) -> None:
+    """Seed a new cache with the whole chunks of a smaller finished one (its last chunk may
+    have been cut at the budget, so it is left out and redone): the rows are then exactly those
+    of a cache built from scratch."""
+    old = source.meta
+    progress = _read_progress(source.folder)
+    chunks = int(progress["chunks_done"])
+    per_chunk = int(meta["docs_per_chunk"])
+    if source.n_tokens >= int(old["capacity"]):  # budget reached: the last chunk may be cut
+        chunks -= 1
+    texts = [d.text[: int(meta["max_chars"])] for d in ordered[: chunks * per_chunk]]
+    rows = _user_tokens(tokenizer, texts, int(meta["batch_tokens"]))
+    max_abs: dict[int, float] = {}
+    for layer in source.layers:
+        store = mm(f"layer{layer}.f16", np.float16, (int(meta["capacity"]), source.d_model))
+        for start in range(0, rows, 65536):
+            block = np.asarray(source.activations(layer)[start : min(rows, start + 65536)])
+            store[start : start + len(block)] = block
+            peak = float(np.abs(block.astype(np.float32)).max()) if len(block) else 0.0
+            max_abs[layer] = max(max_abs.get(layer, 0.0), peak)
+        store.flush()
+    tokens = mm("tokens.i32", np.int32, (int(meta["capacity"]),))
+    tokens[:rows] = source.token_ids()[:rows]
+    tokens.flush()
+    seconds = float(progress.get("seconds", 0.0)) * rows / max(1, source.n_tokens)
+    state = {
+        "chunks_done": chunks,
+        "docs_done": min(len(ordered), chunks * per_chunk),
+        "tokens_done": rows,
+        "seconds": seconds,
+        "max_abs": max_abs,
+        "grown_from": str(source.folder),
+    }
+    write_json(folder / "progress.json", state)
+
+
+def find_smaller_cache(folder: Path) -> Path | None:
+    """The biggest finished sibling cache that differs from `folder`'s name only in budget."""
+    parts = folder.name.rsplit("_", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    prefix, budget, seed = parts[0], int(parts[1]), parts[2]
+    best: tuple[int, Path] | None = None
+    for sibling in folder.parent.glob(f"{prefix}_*_{seed}"):
+        tail = sibling.name[len(prefix) + 1 : -len(seed) - 1]
+        if not tail.isdigit() or not budget > int(tail):
+            continue
+        if _read_progress(sibling).get("complete") and (best is None or int(tail) > best[0]):
+            best = (int(tail), sibling)
+    return best[1] if best else None
 
 
 @torch.no_grad()

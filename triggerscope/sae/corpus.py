@@ -399,3 +399,21 @@ def read_split(path: Path, split: str = "train") -> list[Document]:
     if not docs:
         raise TriggerscopeError(f"the corpus {file} is empty; it needs at least one document")
     return docs
+
+
+def balanced_heldout(path: Path, n: int) -> list[str]:
+    """The first `n` held-out texts taken in turn from each source (round-robin, file order).
+
+    Dictionary glosses are most of the corpus by size; taken in file order they crowd the
+    prompt-like texts out of what labels and metrics read.
+    """
+    by_source: dict[str, list[str]] = {}
+    for doc in read_split(path, "heldout"):
+        by_source.setdefault(doc.source, []).append(doc.text)
+    queues = [list(reversed(texts)) for _, texts in sorted(by_source.items())]
+    out: list[str] = []
+    while len(out) < n and any(queues):
+        for queue in queues:
+            if queue and len(out) < n:
+                out.append(queue.pop())
+    return out

@@ -23,8 +23,12 @@ from triggerscope.atomic import write_json
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import resolve_layer
 from triggerscope.manifest import update_manifest
-from triggerscope.sae.activations import cache_activations, default_cache_folder
-from triggerscope.sae.corpus import read_split
+from triggerscope.sae.activations import (
+    cache_activations,
+    default_cache_folder,
+    find_smaller_cache,
+)
+from triggerscope.sae.corpus import balanced_heldout, read_split
 from triggerscope.sae.training import CHECKPOINT_STATE, TrainConfig, train_sae
 
 
@@ -36,10 +40,10 @@ def default_work_folder(out: Path) -> Path:
 
 
 def _heldout_texts(corpus: Path, n: int) -> list[str]:
-    """The first `n` held-out documents (the file is in sampling order), or none."""
+    """`n` held-out documents, balanced over sources, or none."""
     if n <= 0 or not (corpus.is_dir() and (corpus / "heldout.jsonl").is_file()):
         return []
-    return [d.text for d in read_split(corpus, "heldout")[:n]]
+    return balanced_heldout(corpus, n)
 
 
 def train_saes(
@@ -79,8 +83,17 @@ def train_saes(
     cache_dir = cache_folder or default_cache_folder(
         lm.name, "train", resolved, max_tokens, cfg.seed
     )
+    # a finished smaller default cache of the same corpus gives its rows to a bigger budget
+    smaller = find_smaller_cache(cache_dir) if cache_folder is None else None
     cache = cache_activations(
-        lm, docs, resolved, cache_dir, max_tokens=max_tokens, seed=cfg.seed, progress=progress
+        lm,
+        docs,
+        resolved,
+        cache_dir,
+        max_tokens=max_tokens,
+        seed=cfg.seed,
+        progress=progress,
+        grow_from=smaller if smaller and not cache_dir.exists() else None,
     )
     cache_progress = json.loads((cache.folder / "progress.json").read_text())
     cache_seconds = float(cache_progress.get("seconds", 0.0))
@@ -102,6 +115,7 @@ def train_saes(
             "tokens": cache.n_tokens,
             "which_tokens": cache.meta["tokens"],
             "caching_seconds": round(cache_seconds, 1),
+            "grown_from": cache_progress.get("grown_from"),
             "tokens_per_second": round(cache.n_tokens / cache_seconds, 1)
             if cache_seconds
             else None,
