@@ -88,3 +88,20 @@ def test_show_latent_out_of_range(setup, capsys):
     capsys.readouterr()
     assert run_cli(["sae", "show", "--sae", setup["sae"], "64"]) == 2
     one_error_line(capsys.readouterr().err, "latent 64 does not exist")
+
+
+def test_concepts_ranks_latents_per_probe_set(setup, tmp_path, capsys):
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    (probes / "fruit.pos.txt").write_text("I ate an apple.\nBananas are yellow.\nA ripe pear.\n")
+    (probes / "fruit.neg.txt").write_text("The car is red.\nI like trains.\nRain again.\n")
+    argv = ["sae", "concepts", "--sae", setup["sae"], "--probes", str(probes), "--top", "3"]
+    out = tmp_path / "c.json"
+    assert run_cli([*argv, "--model", setup["model"], "--out", str(out)]) == 0
+    assert "fruit: " in capsys.readouterr().out
+    record = json.loads(out.read_text())["concepts"]["fruit"]
+    aurocs = [row["auroc"] for row in record["best"]]
+    assert len(aurocs) == 3 and aurocs == sorted(aurocs, reverse=True)
+    assert record["n_pos"] == 3 and 0 <= record["n_selective"] <= 64
+    assert run_cli([*argv, "--concepts", "nope", "--model", setup["model"]]) == 2
+    one_error_line(capsys.readouterr().err, "no concept probe set for 'nope'")

@@ -11,6 +11,7 @@ SAE_COMMANDS: list[str] = [  # e.g. "triggerscope.commands.sae_train": each has 
     "triggerscope.commands.sae_show",
     "triggerscope.commands.sae_corpus",
     "triggerscope.commands.sae_train",
+    "triggerscope.commands.sae_concepts",
 ]
 
 
