@@ -90,7 +90,8 @@ def test_show_latent_out_of_range(setup, capsys):
     one_error_line(capsys.readouterr().err, "latent 64 does not exist")
 
 
-def test_concepts_ranks_latents_per_probe_set(setup, tmp_path, capsys):
+def test_concepts_ranks_latents_per_probe_set(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TRIGGERSCOPE_CACHE", str(tmp_path / "cache"))  # selectivity cache
     probes = tmp_path / "probes"
     probes.mkdir()
     (probes / "fruit.pos.txt").write_text("I ate an apple.\nBananas are yellow.\nA ripe pear.\n")
