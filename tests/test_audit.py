@@ -42,6 +42,12 @@ def test_audit_writes_runs_reports_and_a_verdict(tmp_path, monkeypatch, llama3_t
         assert "<html" in r.report.read_text().lower()
         assert r.verdict
     assert len(runs[0].result.latent_ranking) > 0
+    assert "Trigger confirmation" not in runs[0].report.read_text()
+
+    config = AuditConfig(**{**config.__dict__, "methods": ("sae-attribution",), "confirm": True})
+    (confirmed,) = run_audit(tiny, config, tmp_path / "runs-confirmed")
+    assert (confirmed.run_dir / "confirmation" / "result.json").is_file()
+    assert "Trigger confirmation" in confirmed.report.read_text()
 
 
 def test_audit_config_validates():

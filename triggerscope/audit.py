@@ -40,6 +40,9 @@ class AuditConfig:
     overrides: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {"supervised-sae-melbo": {"k": 1}}
     )
+    # test each run's hypotheses causally (docs/confirmation.md); the conjunctive search
+    # re-runs SAE-Attribution, the cheap method, on prompts carrying the first concept found
+    confirm: bool = False
 
     def __post_init__(self) -> None:
         if self.n_prompts <= 0 or self.n_heldout < 0:
@@ -98,6 +101,17 @@ def run_audit(base: LoadedModel, config: AuditConfig, out_root: str | Path) -> l
             "audit": asdict(config),
         }
         run_dir = save_find_run(out_root, result, task, extra, config.seed)
+        if config.confirm:
+            from triggerscope.confirmation.run import confirm_find_run
+            from triggerscope.confirmation.search import ConfirmConfig
+
+            confirm_find_run(
+                run_dir,
+                adapted,
+                ConfirmConfig(response=config.response, seed=config.seed),
+                method="sae-attribution",
+                progress=True,
+            )
         report = write_report(run_dir)
         runs.append(AuditRun(result, run_dir, report, verdict(result, book).sentence()))
     return runs

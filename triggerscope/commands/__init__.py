@@ -17,5 +17,6 @@ COMMANDS = [
     "triggerscope.commands.report",
     "triggerscope.commands.bench",
     "triggerscope.commands.find",
+    "triggerscope.commands.confirm",
     "triggerscope.commands.evaluate",
 ]

@@ -16,6 +16,11 @@ def register(sub: Any) -> None:
     parser.add_argument("--prompts", type=int, default=16, help="audit prompts to use")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs", help="parent folder of the run folders")
+    parser.add_argument(
+        "--confirm",
+        action="store_true",
+        help="also test each hypothesis causally: action rate on prompts carrying it vs controls",
+    )
     add_model_args(parser)
     parser.set_defaults(func=run)
 
@@ -30,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         layer=args.layer,
         n_prompts=args.prompts,
         seed=args.seed,
+        confirm=args.confirm,
     )
     runs = run_audit(load_from_args(args), config, args.out)
     for audit_run in runs:

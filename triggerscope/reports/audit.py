@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from triggerscope.atomic import write_text
+from triggerscope.confirmation.report import confirmation_section
 from triggerscope.errors import TriggerscopeError
 from triggerscope.methods.result import MethodResult, RankedLatent
 from triggerscope.reports import html as h
@@ -307,6 +308,7 @@ def render_report(run: RunFolder, book: LatentDictionary | None) -> str:
         body += ["<h2>Top tokens</h2>", _tokens_section(r)]
     if run.evaluation:
         body += ["<h2>Scores against the planted trigger</h2>", _evaluation_section(run.evaluation)]
+    body.append(confirmation_section(run.path))
     body.append(f"<footer>{_cost(run)}</footer>")
     return h.page(f"triggerscope audit: {r.method}", "".join(body))
 
