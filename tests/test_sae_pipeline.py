@@ -63,6 +63,22 @@ def test_train_two_layers_ships_saes_metrics_and_a_manifest(setup, capsys):
     assert run_cli([*args, "--layers", "1", "2", "--out", str(out), "--resume"]) == 0
 
 
+def test_one_layer_retrains_from_a_cache_of_more_layers(setup, capsys):
+    tmp_path, args = setup
+    out, cache = tmp_path / "out", tmp_path / "acts"
+    assert run_cli([*args, "--layers", "1", "2", "--out", str(out), "--cache", str(cache)]) == 0
+    before = (out / "layer1" / "sae_weights.safetensors").read_bytes()
+    retrain = [*args, "--layers", "2", "--epochs", "2", "--out", str(out), "--cache", str(cache)]
+    retrain += ["--work", str(tmp_path / "work2")]  # new settings: a fresh checkpoint folder
+    assert run_cli(retrain) == 0
+    assert "cached 300 tokens of layers [1, 2]" in capsys.readouterr().out  # nothing re-cached
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["layers"]["2"]["steps"] == 2 * (300 // 32)
+    assert manifest["layers"]["1"]["steps"] == 300 // 32  # the other layer's entry is kept
+    assert "--epochs 2" in manifest["layers"]["2"]["command"]
+    assert (out / "layer1" / "sae_weights.safetensors").read_bytes() == before
+
+
 def test_bad_input_is_one_error_line_and_exit_2(setup, capsys):
     tmp_path, args = setup
     assert run_cli([*args, "--layer", "9"]) == 2

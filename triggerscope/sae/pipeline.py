@@ -46,6 +46,18 @@ def _heldout_texts(corpus: Path, n: int) -> list[str]:
     return balanced_heldout(corpus, n)
 
 
+def _finished_superset(folder: Path, layers: Sequence[int], model: str) -> Any:
+    """A finished cache of this model that holds these layers among others: train from it."""
+    from triggerscope.sae.activations import open_cache
+
+    if not (folder / "meta.json").is_file():
+        return None
+    cache = open_cache(folder)
+    if cache.complete and cache.meta["model"] == model and set(layers) < set(cache.layers):
+        return cache
+    return None
+
+
 def train_saes(
     lm: Any,
     *,
@@ -85,7 +97,10 @@ def train_saes(
     )
     # a finished smaller default cache of the same corpus gives its rows to a bigger budget
     smaller = find_smaller_cache(cache_dir) if cache_folder is None else None
-    cache = cache_activations(
+    reuse = (
+        _finished_superset(cache_folder, resolved, lm.name) if cache_folder is not None else None
+    )
+    cache = reuse or cache_activations(
         lm,
         docs,
         resolved,
@@ -145,6 +160,7 @@ def train_saes(
         layer_entries[str(layer)] = ship_layer(
             lm, result, cfg, out / f"layer{layer}", layer, heldout, eval_max_tokens, progress
         )
+        layer_entries[str(layer)]["command"] = command  # layers may be retrained one by one
     manifest["layers"] = layer_entries
     manifest["total_seconds_this_run"] = round(time.perf_counter() - started, 1)
     if hasattr(os, "getloadavg"):
