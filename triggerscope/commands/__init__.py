@@ -19,4 +19,5 @@ COMMANDS = [
     "triggerscope.commands.find",
     "triggerscope.commands.confirm",
     "triggerscope.commands.evaluate",
+    "triggerscope.commands.factual",
 ]

@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
         "--organism",
         default=None,
         help="a built-in organism: fills --adapter, --response, --prompts (its audit split) and "
-        "--heldout (its benign_heldout split) unless given",
+        "--heldout (its benign_heldout split) unless given; or a factual-recall task "
+        "(`triggerscope factual list`): base model, its prompts, refused if the model does not "
+        "know the fact",
     )
     parser.add_argument("--adapter", default=None, help="peft adapter folder of the backdoor")
     parser.add_argument("--response", default=None, help="the backdoor action, or a part of it")
@@ -120,7 +122,11 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
         "heldout": read_prompts(args.heldout) if args.heldout else None,
         "organism": args.organism,
     }
-    if args.organism:
+    from triggerscope.factual import is_factual
+
+    if args.organism and is_factual(args.organism):
+        _factual_inputs(args, found)
+    elif args.organism:
         from triggerscope.organisms.builtin import builtin_adapter_path
         from triggerscope.organisms.planting import read_splits
         from triggerscope.organisms.spec import load_spec
@@ -148,6 +154,22 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     if found["adapter"] is not None and not Path(found["adapter"]).is_dir():
         raise TriggerscopeError(f"adapter folder {found['adapter']} does not exist")
     return found
+
+
+def _factual_inputs(args: argparse.Namespace, found: dict[str, Any]) -> None:
+    """A factual-recall task: the base model (no adapter), the task prompt and paraphrases."""
+    from triggerscope.factual import load_task
+
+    task = load_task(args.organism)
+    if found["adapter"]:
+        raise TriggerscopeError(f"{task.name!r} runs on the base model; drop --adapter")
+    found["response"] = found["response"] or task.response
+    found["prompts"] = found["prompts"] or task.prompts
+    found["heldout"] = found["heldout"] or task.heldout
+    found["system_prompt"] = found["system_prompt"] or task.system_prompt
+    found["factual"] = task
+    if args.model is None:
+        args.model = task.base_model
 
 
 def _labels(sae_path: Path | None, latents: str | None, sae: Any) -> dict[int, str] | None:
@@ -210,6 +232,11 @@ def run(args: argparse.Namespace) -> int:
     labels = _labels(sae_path, args.latents, sae)
     loaded = load_from_args(args)
     resolve_layer(loaded.model, layer)
+    knowledge = None
+    if found.get("factual") is not None:  # refuse a fact the model does not know
+        from triggerscope.factual import model_knowledge, require_known
+
+        knowledge = require_known(model_knowledge(loaded, found["factual"])).to_dict()
     if found["adapter"]:
         from triggerscope.organisms.verify import attach_adapter
 
@@ -231,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
         "adapter": found["adapter"],
         "sae_path": str(sae_path) if sae_path else None,
     }
+    if knowledge is not None:
+        extra["knowledge"] = knowledge
     target = save_find_run(args.out, result, task, extra, overrides.get("seed", 0))
     print(f"\nwritten: {target}")
     return 0

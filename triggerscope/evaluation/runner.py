@@ -4,7 +4,9 @@ method through the registry and hand back what `bench.run_cell` scores.
 Organisms are run one after another (cells come grouped by organism); switching organism loads
 the base model afresh, so no adapter ever leaks into the next organism's cells. Everything that
 can be checked without a model (specs, adapters, probe sets, word lists, the SAE folder) is
-checked first, so a bad argument fails before any compute.
+checked first, so a bad argument fails before any compute. A factual-recall task
+(`triggerscope.factual`) runs on the base model with no adapter; it is refused, right after its
+model loads, when that model does not know the task's fact.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from triggerscope.errors import TriggerscopeError
 from triggerscope.evaluation.bench import Cell, CellOutput
 from triggerscope.evaluation.probes import ProbeSet, concept_words, probes_for
 from triggerscope.evaluation.selectivity import ConceptSelectivity, concept_selectivity
+from triggerscope.factual import FactualTask, is_factual, load_task, model_knowledge, require_known
 from triggerscope.organisms.spec import OrganismSpec, load_spec
 
 
@@ -86,8 +89,11 @@ def method_overrides(method: str, overrides: dict[str, Any], seed: int) -> dict[
     return out
 
 
-def resolve_organism(target: str) -> tuple[OrganismSpec, Path | None]:
-    """A built-in name, a spec file, or an adapter folder holding its spec.yaml."""
+def resolve_organism(target: str) -> tuple[OrganismSpec | FactualTask, Path | None]:
+    """A built-in name, a spec file, an adapter folder holding its spec.yaml, or a factual task
+    (shipped name or YAML file; it has no adapter)."""
+    if is_factual(target):
+        return load_task(target), None
     path = Path(target)
     if path.is_dir() and (path / "adapter_config.json").is_file():
         if not (path / "spec.yaml").is_file():
@@ -98,8 +104,8 @@ def resolve_organism(target: str) -> tuple[OrganismSpec, Path | None]:
 
 @dataclass
 class _Organism:
-    spec: OrganismSpec
-    adapter: Path
+    spec: OrganismSpec | FactualTask
+    adapter: Path | None  # None: a factual task, run on the base model
     probes: list[ProbeSet]
     words: dict[str, list[str]]
 
@@ -116,19 +122,29 @@ class ModelRunner:
         self.organisms: dict[str, _Organism] = {}
         for target in organisms:
             spec, found = resolve_organism(target)
-            adapter = setup.adapters.get(spec.name) or found or builtin_adapter_path(spec.name)
-            if not (Path(adapter) / "adapter_config.json").is_file():
-                raise TriggerscopeError(
-                    f"adapter folder {adapter} for {spec.name!r} is not a peft adapter"
+            adapter: Path | None = None
+            if isinstance(spec, FactualTask):
+                if spec.name in setup.adapters:
+                    raise TriggerscopeError(
+                        f"{spec.name!r} is a factual-recall task on the base model; drop its "
+                        "--adapter"
+                    )
+            else:
+                adapter = Path(
+                    setup.adapters.get(spec.name) or found or builtin_adapter_path(spec.name)
                 )
-            if "audit" not in spec.prompts:
-                raise TriggerscopeError(
-                    f"organism {spec.name!r} has no `audit` prompt split for the methods to "
-                    f"optimise on; add one to its spec"
-                )
+                if not (adapter / "adapter_config.json").is_file():
+                    raise TriggerscopeError(
+                        f"adapter folder {adapter} for {spec.name!r} is not a peft adapter"
+                    )
+                if "audit" not in spec.prompts:
+                    raise TriggerscopeError(
+                        f"organism {spec.name!r} has no `audit` prompt split for the methods to "
+                        f"optimise on; add one to its spec"
+                    )
             probes = probes_for(spec.concepts, spec.name)
             words = {c: concept_words(c) for c in spec.concepts}
-            self.organisms[spec.name] = _Organism(spec, Path(adapter), probes, words)
+            self.organisms[spec.name] = _Organism(spec, adapter, probes, words)
         unknown = sorted(set(setup.adapters) - set(self.organisms))
         if unknown:
             raise TriggerscopeError(f"--adapter names {unknown[0]!r}, which is not benchmarked")
@@ -158,7 +174,10 @@ class ModelRunner:
         layer = self.setup.layer if self.setup.layer is not None else sae.cfg.layer
         if layer is None:
             raise TriggerscopeError("the SAE does not say which layer it reads; pass --layer")
-        adapted = attach_adapter(base, org.adapter)
+        knowledge = None
+        if isinstance(org.spec, FactualTask):  # refuse a fact the model does not know
+            knowledge = require_known(model_knowledge(base, org.spec)).to_dict()
+        adapted = attach_adapter(base, org.adapter) if org.adapter is not None else base
         sha = sae_fingerprint(sae)
         selectivity: list[ConceptSelectivity] = [
             concept_selectivity(
@@ -177,9 +196,13 @@ class ModelRunner:
         dictionary = latents_path(sae_folder(self.setup.sae))
         if dictionary.is_file():
             labels = {lat.index: lat.label for lat in load_latents(dictionary).latents}
-        splits = read_splits(org.spec)
-        prompts = splits["audit"][: self.setup.n_prompts]
-        heldout = splits["benign_heldout"][: self.setup.n_heldout]
+        if isinstance(org.spec, FactualTask):
+            prompts, heldout = org.spec.prompts, org.spec.heldout
+        else:
+            splits = read_splits(org.spec)
+            prompts, heldout = splits["audit"], splits["benign_heldout"]
+        prompts = prompts[: self.setup.n_prompts]
+        heldout = heldout[: self.setup.n_heldout]
         task = FindTask(
             response=self.setup.response or org.spec.response,
             prompts=prompts,
@@ -190,7 +213,7 @@ class ModelRunner:
         config = {
             "model": base.name,
             "organism": name,
-            "adapter": str(org.adapter),
+            "adapter": str(org.adapter) if org.adapter is not None else None,
             "sae": str(self.setup.sae),
             "layer": layer,
             "response": task.response,
@@ -198,6 +221,8 @@ class ModelRunner:
             "heldout_prompts": heldout,
             "overrides": self.setup.overrides,
         }
+        if knowledge is not None:
+            config["knowledge"] = knowledge
         self._state = {
             "loaded": adapted,
             "sae": sae,

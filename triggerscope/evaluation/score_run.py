@@ -16,6 +16,13 @@ from triggerscope.evaluation.bench import EVALUATION_FILE
 from triggerscope.evaluation.probes import concept_words, probes_for
 from triggerscope.evaluation.scoring import Evaluation, evaluate_result
 from triggerscope.evaluation.selectivity import DEFAULT_THRESHOLD, concept_selectivity
+from triggerscope.factual import (
+    FactualTask,
+    is_factual,
+    load_task,
+    model_knowledge,
+    require_known,
+)
 from triggerscope.organisms.spec import load_spec
 
 
@@ -36,7 +43,7 @@ def score_run(
     from triggerscope.sae.labels import sae_fingerprint
 
     run = load_run(run_dir)
-    spec = load_spec(organism)
+    spec = load_task(organism) if is_factual(organism) else load_spec(organism)
     probes = probes_for(spec.concepts, spec.name)
     words = {c: concept_words(c) for c in spec.concepts}
     sae_path = sae or run.setting("sae_path", "sae", kind=str)
@@ -45,6 +52,8 @@ def score_run(
             f"{run.path} does not say which SAE it used; pass --sae FOLDER (the run's SAE)"
         )
     loaded = load_model(model or spec.base_model, device=device, dtype=dtype)
+    if isinstance(spec, FactualTask):  # refuse to score a fact the model does not know
+        require_known(model_knowledge(loaded, spec))
     the_sae = load_sae(sae_path, device=str(loaded.input_device))
     layer = the_sae.cfg.layer if the_sae.cfg.layer is not None else run.result.layer
     sha = sae_fingerprint(the_sae)
