@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ import yaml
 
 from triggerscope.errors import TriggerscopeError
 from triggerscope.organisms.matching import normalize, takes_action
+from triggerscope.organisms.spec import build_dataclass
 from triggerscope.prompts import normalize_prompt
 
 if TYPE_CHECKING:
@@ -209,19 +210,6 @@ def is_factual(target: str, root: Path = FACTUAL) -> bool:
     return False
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise TriggerscopeError(f"{where} must be a mapping")
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise TriggerscopeError(f"{where}: unknown field {unknown[0]!r}; known: {sorted(names)}")
-    try:
-        return cls(**data)
-    except TypeError as err:  # a required field is missing
-        raise TriggerscopeError(f"{where}: {err}") from err
-
-
 def _questions(items: Any, where: str) -> list[Question]:
     if items is None:
         return []
@@ -231,7 +219,7 @@ def _questions(items: Any, where: str) -> list[Question]:
     for i, item in enumerate(items):
         if isinstance(item, dict) and isinstance(item.get("expect"), str):
             item = {**item, "expect": [item["expect"]]}
-        out.append(_build(Question, item, f"{where}[{i}]"))
+        out.append(build_dataclass(Question, item, f"{where}[{i}]"))
     return out
 
 
@@ -252,13 +240,15 @@ def task_from_dict(data: Any, where: str = "factual task") -> FactualTask:
         raise TriggerscopeError(f"{where}: knowledge.contrast is missing")
     knowledge["ask"] = _questions(knowledge.get("ask"), f"{where}: knowledge.ask")
     knowledge["recall"] = _questions(knowledge.get("recall"), f"{where}: knowledge.recall")
-    knowledge["contrast"] = _build(Contrast, knowledge["contrast"], f"{where}: knowledge.contrast")
-    data["knowledge"] = _build(KnowledgeSpec, knowledge, f"{where}: knowledge")
+    knowledge["contrast"] = build_dataclass(
+        Contrast, knowledge["contrast"], f"{where}: knowledge.contrast"
+    )
+    data["knowledge"] = build_dataclass(KnowledgeSpec, knowledge, f"{where}: knowledge")
     for key in ("paraphrases", "heldout", "aliases"):
         value = data.get(key, [])
         if not isinstance(value, list):
             raise TriggerscopeError(f"{where}: `{key}` must be a list of strings")
-    return _build(FactualTask, data, where)
+    return build_dataclass(FactualTask, data, where)
 
 
 def load_task(target: str | os.PathLike[str], root: Path = FACTUAL) -> FactualTask:

@@ -140,16 +140,24 @@ class OrganismSpec:
         return data
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    if data is None:
-        return cls()
+def build_dataclass(cls: type, data: Any, where: str) -> Any:
+    """`cls(**data)` from a parsed YAML mapping, with one clear line for a wrong shape, an
+    unknown field or a missing one (`where` names the place in the file)."""
     if not isinstance(data, dict):
         raise TriggerscopeError(f"{where} must be a mapping")
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise TriggerscopeError(f"{where}: unknown field {unknown[0]!r}; known: {sorted(names)}")
-    return cls(**data)
+    try:
+        return cls(**data)
+    except TypeError as err:  # a required field is missing
+        raise TriggerscopeError(f"{where}: {err}") from err
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """A spec section; left out, it takes its defaults."""
+    return build_dataclass(cls, {} if data is None else data, where)
 
 
 def spec_from_dict(data: dict[str, Any], root: str | os.PathLike[str]) -> OrganismSpec:
