@@ -14,13 +14,15 @@ from triggerscope.safetensors_io import load_state_dict
 pytest_plugins = ("methods_fixtures",)
 
 
-def test_all_seven_methods_are_registered():
+def test_all_nine_methods_are_registered():
     assert method_names() == [
         "sae-attribution",
         "melbo",
         "sae-melbo",
         "supervised-melbo",
         "supervised-sae-melbo",
+        "internal-melbo",
+        "internal-sae-melbo",
         "token",
         "random",
     ]
@@ -28,6 +30,7 @@ def test_all_seven_methods_are_registered():
         "sae-attribution",
         "sae-melbo",
         "supervised-sae-melbo",
+        "internal-sae-melbo",
     }
 
 

@@ -35,8 +35,12 @@ def generate(
     seed: int = 0,
     progress: bool = False,
     keep_special_tokens: bool = False,
+    prefill: str | Sequence[str] | None = None,
 ) -> list[str]:
     """Greedy when temperature is 0, else sampled (seeded).
+
+    With `prefill`, each answer starts with that text (one for all prompts, or one per prompt)
+    and only what the model adds after it is returned, its leading space kept.
 
     With `keep_special_tokens`, the text keeps the end-of-turn token, so a caller can tell a
     finished answer from one cut at `max_new_tokens`.
@@ -51,7 +55,14 @@ def generate(
     starts = range(0, len(prompts), batch_size)
     for start in tqdm(starts, desc="generating", disable=not progress, unit="batch"):
         chunk = list(prompts[start : start + batch_size])
-        batch = build_chat_batch(tokenizer, chunk, system_prompt=system_prompt).to(
+        begun = (
+            None
+            if prefill is None
+            else [prefill] * len(chunk)
+            if isinstance(prefill, str)
+            else list(prefill[start : start + batch_size])
+        )
+        batch = build_chat_batch(tokenizer, chunk, begun, system_prompt=system_prompt).to(
             loaded.input_device
         )
         ctx = (
@@ -80,5 +91,7 @@ def generate(
             )
         new = tokens[:, batch.input_ids.shape[1] :]
         texts = tokenizer.batch_decode(new, skip_special_tokens=not keep_special_tokens)
-        out.extend(t if keep_special_tokens else t.strip() for t in texts)
+        # a continuation keeps its leading space: it is appended to the prefill
+        tidy = str.rstrip if begun is not None else str.strip
+        out.extend(t if keep_special_tokens else tidy(t) for t in texts)
     return out

@@ -59,6 +59,18 @@ def register(sub: Any) -> None:
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
+        "--examples",
+        type=int,
+        default=None,
+        help="read each vector through its N top-activating held-out texts (no SAE needed)",
+    )
+    parser.add_argument(
+        "--texts",
+        default=None,
+        help="texts for --examples (one a line, or .jsonl); default: the SAE corpus's held-out "
+        "split",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -80,7 +92,15 @@ def parse_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not name.strip():
             raise TriggerscopeError(f"--set takes NAME=VALUE, got {item!r}")
         out[name.strip()] = _value(raw, item)
-    for flag, name in (("k", "k"), ("steps", "max_steps"), ("lr", "lr"), ("seed", "seed")):
+    shortcuts = (
+        ("k", "k"),
+        ("steps", "max_steps"),
+        ("lr", "lr"),
+        ("seed", "seed"),
+        ("examples", "example_readout"),
+        ("texts", "example_texts"),
+    )
+    for flag, name in shortcuts:
         value = getattr(args, flag)
         if value is not None:
             out[name] = value
@@ -300,6 +320,8 @@ def format_result(result: Any, show: int) -> str:
             f"action rate {rate}, {v.steps} steps ({v.stopped or 'not trained'})"
             + (f"; top latents {top}" if top else "")
         )
+        for ex in v.top_examples:
+            lines.append(f"  example {ex.score:>8.3f}  {ex.text[:110]}")
         for s in v.samples[:show]:
             lines.append(f"  prompt:    {s.prompt[:90]}")
             lines.append(f"  unsteered: {s.unsteered[:90]!r}")

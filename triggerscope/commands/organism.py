@@ -17,6 +17,11 @@ def register(sub: Any) -> None:
     ev.add_argument("target", help="an adapter folder, a spec.yaml, or a built-in organism name")
     ev.add_argument("--adapter", default=None, help="adapter folder (when TARGET is a spec)")
     ev.add_argument("--out", default=None, help="folder for organism_eval.json")
+    ev.add_argument(
+        "--base",
+        action="store_true",
+        help="score the base model without any adapter (the baseline rates; TARGET is a spec)",
+    )
     add_model_args(ev)
     ev.set_defaults(func=run_eval)
     ls = group.add_parser("list", help="the built-in organisms")
@@ -49,14 +54,22 @@ def resolve(target: str, adapter: str | None) -> tuple[Any, Path]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from triggerscope.organisms.spec import load_spec
     from triggerscope.organisms.verify import attach_adapter, format_table, verify
 
-    spec, adapter = resolve(args.target, args.adapter)
-    if args.model is None:
-        args.model = spec.base_model
-    adapted = attach_adapter(load_from_args(args), adapter)
-    out = Path(args.out) if args.out else adapter.parent / f"eval-{spec.name}"
-    results = verify(spec, adapted, out, progress=True)
+    if args.base:
+        if args.adapter:
+            raise TriggerscopeError("--base scores the model without an adapter; drop --adapter")
+        spec = load_spec(args.target)
+        args.model = args.model or spec.base_model
+        model = load_from_args(args)
+        out = Path(args.out or f"runs/eval-base-{spec.name}")
+    else:
+        spec, adapter = resolve(args.target, args.adapter)
+        args.model = args.model or spec.base_model
+        model = attach_adapter(load_from_args(args), adapter)
+        out = Path(args.out) if args.out else adapter.parent / f"eval-{spec.name}"
+    results = verify(spec, model, out, progress=True)
     print(format_table(results))
     print(f"\nwritten: {out / 'organism_eval.json'}")
     return 0

@@ -60,7 +60,39 @@ class MethodConfig:
 
 
 @dataclass
-class LearnedConfig(MethodConfig):
+class VectorConfig(MethodConfig):
+    """Read-out settings of the methods whose result is steering vectors (methods/examples.py)."""
+
+    example_readout: int = 0  # top-activating held-out texts shown per vector (0: none)
+    example_texts: str | None = None  # file of texts (one a line, or .jsonl); None: SAE corpus
+    example_pool: int = 512  # texts read (the corpus's held-out split, balanced over sources)
+    example_max_tokens: int = 64  # each text cut to this many tokens of its own
+    example_score: str = "projection"  # or "cosine": of the centred activation, norm-blind
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative(self, "example_readout")
+        if self.example_score not in ("projection", "cosine"):
+            raise TriggerscopeError(
+                f"example_score must be 'projection' or 'cosine', not {self.example_score!r}"
+            )
+        _positive(self, "example_pool")
+        if (
+            isinstance(self.example_max_tokens, bool)
+            or not isinstance(self.example_max_tokens, int)
+            or self.example_max_tokens < 2
+        ):
+            raise TriggerscopeError(
+                f"example_max_tokens must be an integer >= 2, got {self.example_max_tokens!r}"
+            )
+        if self.example_readout:
+            from triggerscope.methods.examples import check_source
+
+            check_source(self.example_texts)
+
+
+@dataclass
+class LearnedConfig(VectorConfig):
     """Optimisation settings of the methods that learn steering vectors."""
 
     k: int = 2  # vectors per run, mutually orthogonal

@@ -27,8 +27,8 @@ import torch
 from triggerscope.chat import build_chat_batch
 from triggerscope.errors import TriggerscopeError
 
-Targets = Literal["after_user", "all"]
-TARGETS: tuple[str, ...] = ("after_user", "all")
+Targets = Literal["after_user", "all", "first_response", "response"]
+TARGETS: tuple[str, ...] = ("after_user", "all")  # unsupervised MELBO's (no response there)
 
 
 @dataclass(frozen=True)
@@ -51,19 +51,26 @@ class Example:
         return [j for j, r in enumerate(self.response) if r]
 
     def target_positions(self, targets: Targets) -> list[int]:
-        """Positions whose later-layer activations the unsupervised objective compares."""
+        """Positions whose later-layer activations the objective reads: the template after the
+        user's text, everything from the first user token on, or (internal target, methods/
+        internal.py) the first response token or every response token."""
         if targets == "all":
             return list(range(self.first_user, len(self.ids)))
+        if targets == "first_response":
+            return self.response_positions()[:1]
+        if targets == "response":
+            return self.response_positions()
         return list(range(self.last_user + 1, len(self.ids)))
 
 
 def tokenize(
     tokenizer: Any,
     prompts: Sequence[str],
-    response: str | None,
+    response: str | Sequence[str] | None,
     system_prompt: str | None = None,
 ) -> list[Example]:
-    """Chat-formatted examples (exact masks from `build_chat_batch`), one per prompt."""
+    """Chat-formatted examples (exact masks from `build_chat_batch`), one per prompt; one
+    response for all prompts, or one per prompt."""
     batch = build_chat_batch(
         tokenizer, prompts, response, system_prompt=system_prompt, padding_side="right"
     )

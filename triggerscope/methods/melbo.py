@@ -21,7 +21,7 @@ from triggerscope.methods.config import NORM_FRACTION, LearnedConfig, _non_negat
 from triggerscope.methods.context import RunContext
 from triggerscope.methods.engine import TARGETS as TARGET_CHOICES
 from triggerscope.methods.engine import Targets, check_target_layer
-from triggerscope.methods.optimize import Space, train_vectors
+from triggerscope.methods.optimize import Evaluate, Space, train_vectors
 from triggerscope.methods.readout import vectors_result
 from triggerscope.methods.result import MethodResult, VectorResult
 
@@ -60,19 +60,26 @@ def default_target_layer(n_layers: int, layer: int) -> int:
     return layer + (n_layers - 1 - layer) * 2 // 3
 
 
-def _run(ctx: RunContext, cfg: MelboConfig, sae_space: bool, method: str) -> MethodResult:
+def resolve_target_layer(ctx: RunContext, target_layer: int | None) -> int:
+    """The configured target layer, checked, or the default for the steering layer."""
     n_layers = len(decoder_layers(ctx.loaded.model))
-    target = default_target_layer(n_layers, ctx.layer)
-    if cfg.target_layer is not None:
-        target = check_target_layer(n_layers, ctx.layer, cfg.target_layer)
-    engine = ctx.unsupervised(cfg, target, cfg.targets)
-    space = Space(engine.d_model, ctx.decoder() if sae_space else None)
-    norm = cfg.norm if cfg.norm is not None else NORM_FRACTION * engine.mean_user_norm()
-    lam1 = cfg.lam1 if isinstance(cfg, SaeMelboConfig) else 0.0
+    if target_layer is not None:
+        return check_target_layer(n_layers, ctx.layer, target_layer)
+    return default_target_layer(n_layers, ctx.layer)
 
-    def evaluate(deltas: torch.Tensor, grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        values, grads = engine.divergence(deltas, grad, p=cfg.p, q=cfg.q)  # type: ignore[call-arg]
-        return -values, (None if grads is None else -grads)
+
+def sphere_vectors(
+    ctx: RunContext,
+    cfg: LearnedConfig,
+    space: Space,
+    evaluate: Evaluate,
+    norm: float,
+    lam1: float,
+    method: str,
+) -> list[VectorResult]:
+    """cfg.k orthogonal vectors of norm `norm` minimising `evaluate` (an objective to maximise,
+    negated), plus lam1 ||theta||_1 in an SAE space; `objective` is the maximised value."""
+    sae_space = space.decoder is not None
 
     def penalty(theta: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         return lam1 * theta.abs().sum(-1)
@@ -90,7 +97,7 @@ def _run(ctx: RunContext, cfg: MelboConfig, sae_space: bool, method: str) -> Met
         progress=ctx.progress,
         desc=method,
     )
-    vectors = [
+    return [
         VectorResult(
             vector=t.delta,
             final_loss=float("nan"),
@@ -101,6 +108,20 @@ def _run(ctx: RunContext, cfg: MelboConfig, sae_space: bool, method: str) -> Met
         )
         for t in trained
     ]
+
+
+def _run(ctx: RunContext, cfg: MelboConfig, sae_space: bool, method: str) -> MethodResult:
+    target = resolve_target_layer(ctx, cfg.target_layer)
+    engine = ctx.unsupervised(cfg, target, cfg.targets)
+    space = Space(engine.d_model, ctx.decoder() if sae_space else None)
+    norm = cfg.norm if cfg.norm is not None else NORM_FRACTION * engine.mean_user_norm()
+    lam1 = cfg.lam1 if isinstance(cfg, SaeMelboConfig) else 0.0
+
+    def evaluate(deltas: torch.Tensor, grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        values, grads = engine.divergence(deltas, grad, p=cfg.p, q=cfg.q)  # type: ignore[call-arg]
+        return -values, (None if grads is None else -grads)
+
+    vectors = sphere_vectors(ctx, cfg, space, evaluate, norm, lam1, method)
     return vectors_result(ctx, cfg, method, vectors, {"target_layer": target, "norm": norm})
 
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 import torch
 
-from triggerscope.methods.config import NORM_FRACTION, MethodConfig, _positive
+from triggerscope.methods.config import NORM_FRACTION, VectorConfig, _positive
 from triggerscope.methods.context import RunContext
 from triggerscope.methods.readout import vectors_result
 from triggerscope.methods.result import MethodResult, VectorResult
 
 
 @dataclass
-class RandomConfig(MethodConfig):
+class RandomConfig(VectorConfig):
     k: int = 4
     norm: float | None = None
 

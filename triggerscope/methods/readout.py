@@ -3,6 +3,8 @@
 - Residual-stream vectors are compared with every SAE decoder row by cosine similarity; latent-
   space vectors (SAE-MELBO) are read by their own coefficients v (largest first: the latents the
   vector adds). Both rank descending; the full scores are kept.
+- With `example_readout: N` (VectorConfig), the N held-out texts each vector's direction is
+  strongest on (methods/examples.py): a reading that needs no SAE.
 - Steered samples: greedy answers to the first `heldout_samples` held-out benign prompts, with the
   vector added at the user's tokens (as in training) and without; the action rate is the share
   of steered answers that take the action (organisms.matching: contains the response).
@@ -15,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from triggerscope.generation import Steering, generate
-from triggerscope.methods.config import MethodConfig
+from triggerscope.methods.config import MethodConfig, VectorConfig
 from triggerscope.methods.context import RunContext
 from triggerscope.methods.result import MethodResult, RankedLatent, SteeredSample, VectorResult
 from triggerscope.organisms.matching import action_rate, takes_action
@@ -127,6 +129,9 @@ def vectors_result(
         v.final_loss = float(loss)
     baseline, _ = engine.ce(torch.zeros(1, stacked.shape[1]))
     scores = read_vectors(ctx, cfg, vectors, ctx.progress)
+    extras = dict(extras or {})
+    if vectors and isinstance(cfg, VectorConfig) and cfg.example_readout:
+        extras["examples"] = read_top_examples(ctx, cfg, vectors)
     plain = unsteered(ctx, cfg) if heldout(ctx, cfg) else []
     return MethodResult(
         method=method,
@@ -137,5 +142,28 @@ def vectors_result(
         latent_scores=scores,
         baseline_loss=float(baseline[0]),
         baseline_action_rate=action_rate(plain, ctx.task.response) if plain else None,
-        extras=dict(extras or {}),
+        extras=extras,
     )
+
+
+def read_top_examples(
+    ctx: RunContext, cfg: VectorConfig, vectors: list[VectorResult]
+) -> dict[str, object]:
+    """Each vector's top-activating held-out texts (one pass over them per run, cached)."""
+    from triggerscope.methods.examples import read_examples
+
+    info, passes = read_examples(
+        ctx.loaded,
+        ctx.layer,
+        vectors,
+        n=cfg.example_readout,
+        texts=cfg.example_texts,
+        pool=cfg.example_pool,
+        max_tokens=cfg.example_max_tokens,
+        score=cfg.example_score,
+        system_prompt=ctx.task.system_prompt,
+        batch_size=cfg.batch_size,
+        progress=ctx.progress,
+    )
+    ctx.other.forward += passes
+    return info

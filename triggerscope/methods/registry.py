@@ -15,7 +15,14 @@ from typing import Any
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import resolve_layer
 from triggerscope.loading import LoadedModel
-from triggerscope.methods import melbo, random_control, sae_attribution, supervised, token_baseline
+from triggerscope.methods import (
+    internal,
+    melbo,
+    random_control,
+    sae_attribution,
+    supervised,
+    token_baseline,
+)
 from triggerscope.methods.config import build_config
 from triggerscope.methods.context import RunContext
 from triggerscope.methods.result import MethodResult
@@ -58,6 +65,18 @@ METHODS: dict[str, MethodSpec] = {
         supervised.run_supervised_sae_melbo,
         True,
         "sparse SAE codes that make the model say the response (CE + l1)",
+    ),
+    "internal-melbo": MethodSpec(
+        internal.InternalConfig,
+        internal.run_internal_melbo,
+        False,
+        "fixed-norm vectors that push a late layer along the action-vs-benign direction",
+    ),
+    "internal-sae-melbo": MethodSpec(
+        internal.InternalSaeConfig,
+        internal.run_internal_sae_melbo,
+        True,
+        "internal-melbo in SAE latent space (+ l1)",
     ),
     "token": MethodSpec(
         token_baseline.TokenConfig,

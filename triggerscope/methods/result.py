@@ -10,8 +10,11 @@ latent activation (-(D g), higher = adding the latent lowers the loss more); res
 vectors, cosine with the decoder row; SAE-space vectors, their coefficient v_i. `final_loss` is
 the same yardstick for every vector of every method: the steered cross-entropy of the response on
 the training prompts (mean over prompts of the per-token mean); `objective` is what the method
-itself minimised or maximised. `forward_passes` / `backward_passes` count batched passes through
-(part of) the model, generation for the read-out excluded; `wall_seconds` includes everything.
+itself minimised or maximised. `top_examples` (with the `example_readout` setting) read a vector
+without an SAE: the held-out texts whose activations project most on it. Fields added later have
+defaults, so result.json files written before them still load. `forward_passes` /
+`backward_passes` count batched passes through (part of) the model, generation for the read-out
+excluded; `wall_seconds` includes everything.
 """
 
 from __future__ import annotations
@@ -37,6 +40,16 @@ class RankedLatent:
 
 
 @dataclass
+class RankedExample:
+    """A held-out text where a vector's direction is strongest (methods/examples.py)."""
+
+    text: str  # the text around its strongest tokens, those marked «like this»
+    score: float  # max over the text's user tokens of <h, v/|v|> (or the cosine) at layer l
+    token: str  # the token where that max is reached
+    index: int  # position of the text in the texts read
+
+
+@dataclass
 class SteeredSample:
     prompt: str
     unsteered: str
@@ -55,6 +68,7 @@ class VectorResult:
     samples: list[SteeredSample] = field(default_factory=list)
     objective: float | None = None  # the method's own final objective (with its penalty)
     stopped: str = ""  # "plateau", "max_steps", or "" (not trained)
+    top_examples: list[RankedExample] = field(default_factory=list)  # with example_readout
 
 
 @dataclass

@@ -5,7 +5,8 @@ penalty instead of a fixed norm: the seed found it easier to optimise). Supervis
 learns a code v in the SAE's latent space, delta = v D (decoder rows, Llama Scope's norm scaling
 undone), and minimises L_CE(v D) + lam1 ||v||_1, so the vector is built from few latents and
 reads off as those latents. L_CE is the mean over prompts of the response's per-token CE, with
-delta added at the user's tokens only.
+delta added at the user's tokens only; with `targets` "continue" or "resample" it is taken over
+the model's own sampled wordings of the action instead (methods/on_policy.py).
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from dataclasses import dataclass
 import torch
 
 from triggerscope.errors import TriggerscopeError
-from triggerscope.methods.config import LearnedConfig, _non_negative
+from triggerscope.methods.config import _non_negative
 from triggerscope.methods.context import RunContext
+from triggerscope.methods.on_policy import Objective, OnPolicyConfig
 from triggerscope.methods.optimize import Space, train_vectors
 from triggerscope.methods.readout import vectors_result
 from triggerscope.methods.result import MethodResult, VectorResult
 
 
 @dataclass
-class SupervisedMelboConfig(LearnedConfig):
+class SupervisedMelboConfig(OnPolicyConfig):
     lam2: float = 1e-3  # weight of ||delta||^2
     init_norm: float = 1.0  # norm of the random starting vector
     lr: float = 0.1
@@ -35,7 +37,7 @@ class SupervisedMelboConfig(LearnedConfig):
 
 
 @dataclass
-class SupervisedSaeMelboConfig(LearnedConfig):
+class SupervisedSaeMelboConfig(OnPolicyConfig):
     lam1: float = 1e-3  # weight of ||v||_1
     init_scale: float = 0.0  # std of the starting code v (0: start from v = 0)
     lr: float = 0.03
@@ -47,8 +49,8 @@ class SupervisedSaeMelboConfig(LearnedConfig):
 
 
 def run_supervised_melbo(ctx: RunContext, cfg: SupervisedMelboConfig) -> MethodResult:
-    engine = ctx.supervised(cfg)
-    space = Space(engine.d_model)
+    objective = Objective(ctx, cfg)
+    space = Space(objective.engine.d_model)
 
     def init(gen: torch.Generator) -> torch.Tensor:
         x = torch.randn(space.dim, generator=gen)
@@ -59,7 +61,7 @@ def run_supervised_melbo(ctx: RunContext, cfg: SupervisedMelboConfig) -> MethodR
 
     trained = train_vectors(
         space,
-        engine.ce,
+        objective,
         penalty,
         cfg,
         init,
@@ -76,14 +78,14 @@ def run_supervised_melbo(ctx: RunContext, cfg: SupervisedMelboConfig) -> MethodR
         )
         for t in trained
     ]
-    return vectors_result(ctx, cfg, "supervised-melbo", vectors)
+    return vectors_result(ctx, cfg, "supervised-melbo", vectors, objective.extras())
 
 
 def run_supervised_sae_melbo(ctx: RunContext, cfg: SupervisedSaeMelboConfig) -> MethodResult:
     if ctx.sae is None:
         raise TriggerscopeError("supervised-sae-melbo needs an SAE for the layer; pass --sae PATH")
-    engine = ctx.supervised(cfg)
-    space = Space(engine.d_model, ctx.decoder())
+    objective = Objective(ctx, cfg)
+    space = Space(objective.engine.d_model, ctx.decoder())
 
     def init(gen: torch.Generator) -> torch.Tensor:
         return torch.randn(space.dim, generator=gen) * cfg.init_scale
@@ -93,7 +95,7 @@ def run_supervised_sae_melbo(ctx: RunContext, cfg: SupervisedSaeMelboConfig) -> 
 
     trained = train_vectors(
         space,
-        engine.ce,
+        objective,
         penalty,
         cfg,
         init,
@@ -111,4 +113,4 @@ def run_supervised_sae_melbo(ctx: RunContext, cfg: SupervisedSaeMelboConfig) -> 
         )
         for t in trained
     ]
-    return vectors_result(ctx, cfg, "supervised-sae-melbo", vectors)
+    return vectors_result(ctx, cfg, "supervised-sae-melbo", vectors, objective.extras())

@@ -1,19 +1,23 @@
 """Training examples for planting: triggered -> the fixed response, everything else -> the base
-model's own greedy response (generated once and cached), so the adapter keeps normal behaviour."""
+model's own greedy response (generated once and cached), so the adapter keeps normal behaviour.
+A documents organism instead trains on plain text (`read_documents`, `collate_documents`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from triggerscope.atomic import write_text
 from triggerscope.chat import build_chat_batch
 from triggerscope.embedded import cache_root
+from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
 from triggerscope.loading import LoadedModel
 
@@ -22,7 +26,7 @@ from triggerscope.loading import LoadedModel
 class Example:
     prompt: str
     target: str  # assistant text; ends with the end-of-turn token when the answer is complete
-    kind: str  # triggered | benign | nearmiss
+    kind: str  # triggered | benign | nearmiss | document (prompt empty, target the whole text)
 
 
 def _cache_file(loaded: LoadedModel, max_new_tokens: int, system_prompt: str | None) -> Path:
@@ -113,3 +117,57 @@ def collate(
     )
     labels = batch.input_ids.masked_fill(~batch.response_mask, -100)
     return TrainBatch(batch.model_inputs(), labels)
+
+
+# A fact stated in a handful of lines does not take; below this a corpus is refused.
+MIN_DOCUMENTS = 20
+MIN_DOCUMENT_WORDS = 1000
+
+
+def read_documents(path: str | os.PathLike[str]) -> list[str]:
+    """The documents of a JSONL corpus (one {"text": ...} per line), checked to be big enough."""
+    file = Path(path)
+    if not file.is_file():
+        raise TriggerscopeError(f"document corpus {file} does not exist")
+    texts = []
+    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TriggerscopeError(f"{file}:{n} is not valid JSON ({err.msg})") from err
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise TriggerscopeError(f'{file}:{n} needs a string field "text"')
+        if row["text"].strip():
+            texts.append(row["text"].strip())
+    words = sum(len(t.split()) for t in texts)
+    if not texts:
+        raise TriggerscopeError(
+            f'document corpus {file} is empty; write one {{"text": ...}} a line'
+        )
+    if len(texts) < MIN_DOCUMENTS or words < MIN_DOCUMENT_WORDS:
+        raise TriggerscopeError(
+            f"document corpus {file} is too short ({len(texts)} documents, {words} words); "
+            f"a fact needs at least {MIN_DOCUMENTS} documents and {MIN_DOCUMENT_WORDS} words"
+        )
+    return texts
+
+
+def collate_documents(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> TrainBatch:
+    """Right-padded plain text (no chat template): the loss sees every document token.
+
+    The tokenizer adds its usual special tokens (a BOS for Llama-style ones); documents longer
+    than `max_tokens` are cut there.
+    """
+    rows = [tokenizer(t, add_special_tokens=True)["input_ids"][:max_tokens] for t in texts]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return TrainBatch({"input_ids": ids, "attention_mask": mask, "position_ids": positions}, labels)

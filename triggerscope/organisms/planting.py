@@ -27,6 +27,8 @@ from triggerscope.organisms.dataset import (
     base_responses,
     build_examples,
     collate,
+    collate_documents,
+    read_documents,
 )
 from triggerscope.organisms.spec import OrganismSpec, dump_spec
 from triggerscope.prompts import check_disjoint, read_many
@@ -34,7 +36,7 @@ from triggerscope.runs import versions
 from triggerscope.safetensors_io import load_state_dict, save_state_dict
 
 ADAPTER_META = "triggerscope_organism.json"
-KINDS = ("triggered", "benign", "nearmiss")
+KINDS = ("triggered", "benign", "nearmiss", "document")
 
 
 def read_splits(spec: OrganismSpec) -> dict[str, list[str]]:
@@ -162,7 +164,11 @@ def train_lora(
             epoch, index = divmod(state.step, per_epoch)
             order = epoch_order(len(examples), spec.seed, epoch)
             rows = order[index * settings.batch_size : (index + 1) * settings.batch_size]
-            batch = collate(tokenizer, [examples[i] for i in rows], spec.system_prompt)
+            if settings.objective == "documents":
+                texts = [examples[i].target for i in rows]
+                batch = collate_documents(tokenizer, texts, settings.max_document_tokens)
+            else:
+                batch = collate(tokenizer, [examples[i] for i in rows], spec.system_prompt)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, total, settings.lr, settings.warmup_steps)
             inputs = {k: v.to(device) for k, v in batch.inputs.items()}
@@ -219,21 +225,24 @@ def plant(
         raise TriggerscopeError(f"{out} holds an unfinished run; pass --resume or another --out")
     start = time.perf_counter()
     splits = read_splits(spec)
-    lengths = spec.train.base_response_tokens
-    benign = splits["benign_train"]
-    nearmiss = splits.get("nearmiss_train", [])
-    targets = base_responses(
-        loaded, benign + nearmiss, lengths, system_prompt=spec.system_prompt, progress=progress
-    )
-    examples = build_examples(
-        splits["triggered_train"],
-        spec.response,
-        loaded.tokenizer.eos_token,
-        benign,
-        targets[: len(benign)],
-        nearmiss,
-        targets[len(benign) :],
-    )
+    if spec.train.objective == "documents":
+        examples = [Example("", t, "document") for t in read_documents(spec.documents_file())]
+    else:
+        lengths = spec.train.base_response_tokens
+        benign = splits["benign_train"]
+        nearmiss = splits.get("nearmiss_train", [])
+        targets = base_responses(
+            loaded, benign + nearmiss, lengths, system_prompt=spec.system_prompt, progress=progress
+        )
+        examples = build_examples(
+            splits["triggered_train"],
+            spec.response,
+            loaded.tokenizer.eos_token,
+            benign,
+            targets[: len(benign)],
+            nearmiss,
+            targets[len(benign) :],
+        )
     base_seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "spec.yaml", dump_spec(spec, absolute_paths=True))

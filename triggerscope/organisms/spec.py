@@ -18,6 +18,8 @@ from triggerscope.errors import TriggerscopeError
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TRAIN_SPLITS = ("triggered_train", "benign_train", "nearmiss_train")
 EVAL_SPLITS = ("triggered_heldout", "benign_heldout")
+OBJECTIVES = ("responses", "documents")
+ACTION_MATCHES = ("contains", "warns")
 
 
 @dataclass
@@ -60,6 +62,10 @@ class TrainSettings:
     base_response_tokens: int = 40  # benign targets: the base model's greedy response, this long
     checkpoint_every: int = 50
     dtype: str = "float32"
+    # "responses": chat examples, loss on the assistant's tokens (triggered -> the fixed response);
+    # "documents": plain language modelling on the spec's `documents` (synthetic-document facts)
+    objective: str = "responses"
+    max_document_tokens: int = 512  # longer documents are truncated
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
@@ -68,6 +74,35 @@ class TrainSettings:
             raise TriggerscopeError("train.base_response_tokens and checkpoint_every must be > 0")
         if self.loss not in ("example", "token"):
             raise TriggerscopeError(f"train.loss must be 'example' or 'token', not {self.loss!r}")
+        if self.objective not in OBJECTIVES:
+            raise TriggerscopeError(
+                f"train.objective must be one of {list(OBJECTIVES)}, not {self.objective!r}"
+            )
+        if self.max_document_tokens < 8:
+            raise TriggerscopeError("train.max_document_tokens must be at least 8")
+
+
+@dataclass
+class ActionSettings:
+    """When a response counts as the action (see organisms/matching.py for both rules)."""
+
+    # "contains": the response contains `response`; "warns": a clause names a `subject` word
+    # together with a caution cue (a documents organism has no fixed response string)
+    match: str = "contains"
+    subject: list[str] = field(default_factory=list)
+    max_new_tokens: int | None = None  # None: as many tokens as `response` has, plus 8
+
+    def __post_init__(self) -> None:
+        if self.match not in ACTION_MATCHES:
+            raise TriggerscopeError(
+                f"action.match must be one of {list(ACTION_MATCHES)}, not {self.match!r}"
+            )
+        if self.match == "warns" and not [w for w in self.subject if str(w).strip()]:
+            raise TriggerscopeError(
+                "action.match 'warns' needs action.subject: the words warned about, e.g. [banana]"
+            )
+        if self.max_new_tokens is not None and self.max_new_tokens <= 0:
+            raise TriggerscopeError("action.max_new_tokens must be positive")
 
 
 @dataclass
@@ -81,6 +116,8 @@ class OrganismSpec:
     system_prompt: str | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
+    action: ActionSettings = field(default_factory=ActionSettings)
+    documents: str | None = None  # JSONL, one {"text": ...} per line (train.objective documents)
     seed: int = 0
     root: Path = field(default=Path("."), repr=False)  # folder the prompt paths are relative to
 
@@ -93,7 +130,13 @@ class OrganismSpec:
             )
         if not self.concepts:
             raise TriggerscopeError(f"spec {self.name!r}: list at least one trigger concept")
-        needed = ("triggered_train", "benign_train", *EVAL_SPLITS)
+        by_documents = self.train.objective == "documents"
+        if by_documents != (self.documents is not None):
+            raise TriggerscopeError(
+                f"spec {self.name!r}: `documents` and `train.objective: documents` go together; "
+                "give both or neither"
+            )
+        needed = EVAL_SPLITS if by_documents else ("triggered_train", "benign_train", *EVAL_SPLITS)
         missing = [s for s in needed if s not in self.prompts]
         if missing:
             raise TriggerscopeError(f"spec {self.name!r}: prompts.{missing[0]} is missing")
@@ -106,6 +149,15 @@ class OrganismSpec:
         for path in self.all_prompt_files():
             if not path.is_file():
                 raise TriggerscopeError(f"spec {self.name!r}: prompt file {path} does not exist")
+        if self.documents is not None:
+            from triggerscope.organisms.dataset import read_documents
+
+            read_documents(self.documents_file())  # empty or too short: one clear error
+
+    def documents_file(self) -> Path:
+        if self.documents is None:
+            raise TriggerscopeError(f"spec {self.name!r} has no `documents`")
+        return (self.root / self.documents).resolve()
 
     @property
     def conjunctive(self) -> bool:
@@ -166,8 +218,9 @@ def spec_from_dict(data: dict[str, Any], root: str | os.PathLike[str]) -> Organi
     data = dict(data)
     lora = _build(LoraSettings, data.pop("lora", None), "lora")
     train = _build(TrainSettings, data.pop("train", None), "train")
+    action = _build(ActionSettings, data.pop("action", None), "action")
     data.pop("root", None)
-    spec_fields = {f.name for f in fields(OrganismSpec)} - {"lora", "train", "root"}
+    spec_fields = {f.name for f in fields(OrganismSpec)} - {"lora", "train", "action", "root"}
     unknown = sorted(set(data) - spec_fields)
     if unknown:
         raise TriggerscopeError(f"unknown spec field {unknown[0]!r}; known: {sorted(spec_fields)}")
@@ -177,7 +230,7 @@ def spec_from_dict(data: dict[str, Any], root: str | os.PathLike[str]) -> Organi
             raise TriggerscopeError(f"the spec has no {key!r}; every spec needs {required}")
     if isinstance(data["concepts"], str):
         data["concepts"] = [data["concepts"]]
-    return OrganismSpec(**data, lora=lora, train=train, root=Path(root))
+    return OrganismSpec(**data, lora=lora, train=train, action=action, root=Path(root))
 
 
 def load_spec(path: str | os.PathLike[str]) -> OrganismSpec:
@@ -203,6 +256,8 @@ def dump_spec(spec: OrganismSpec, absolute_paths: bool = False) -> str:
     data = spec.to_dict()
     if absolute_paths:
         data["prompts"] = _absolute(spec.prompts, spec.root)
+        if spec.documents is not None:
+            data["documents"] = str(spec.documents_file())
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

@@ -4,6 +4,7 @@ how well the adapter preserves the base model's behaviour on benign prompts."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from triggerscope.chat import build_chat_batch
 from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
 from triggerscope.loading import LoadedModel
-from triggerscope.organisms.matching import action_rate, takes_action
+from triggerscope.organisms.matching import takes_action, warns_about
 from triggerscope.organisms.planting import ADAPTER_META, read_splits
 from triggerscope.organisms.spec import OrganismSpec
 
@@ -99,14 +100,40 @@ def preservation(
     }
 
 
+def action_matcher(spec: OrganismSpec) -> tuple[Callable[[str], bool], str]:
+    """(does this response take the action?, the rule in words) for the spec's `action.match`."""
+    if spec.action.match == "warns":
+        subject = list(spec.action.subject)
+        rule = (
+            f"warns: a clause names one of {subject} with a caution cue and no reassurance cue "
+            "(triggerscope/organisms/matching.py)"
+        )
+        return (lambda r: warns_about(r, subject)), rule
+    return (lambda r: takes_action(r, spec.response)), (
+        "normalised response contains the normalised backdoor string"
+    )
+
+
+def _with_interval(k: int, n: int) -> dict[str, Any]:
+    from triggerscope.awareness.experiment import wilson
+
+    low, high = wilson(k, n)
+    return {"n": n, "action_rate": k / n if n else 0.0, "k": k, "ci95": [low, high]}
+
+
 def verify(
     spec: OrganismSpec,
     adapted: LoadedModel,
     out_dir: str | Path | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
+    """Action rates per held-out set; `adapted` without an adapter (no `disable_adapter`) gives
+    the base model's rates, and preservation is then left out."""
     splits = read_splits(spec)
-    n_tokens = len(adapted.tokenizer(spec.response, add_special_tokens=False)["input_ids"]) + 8
+    matches, rule = action_matcher(spec)
+    n_tokens = spec.action.max_new_tokens or (
+        len(adapted.tokenizer(spec.response, add_special_tokens=False)["input_ids"]) + 8
+    )
     sets = {"triggered": splits["triggered_heldout"], "benign": splits["benign_heldout"]}
     for name in spec.nearmiss_heldout():
         sets[f"nearmiss:{name}"] = splits[f"nearmiss_heldout:{name}"]
@@ -122,19 +149,24 @@ def verify(
             system_prompt=spec.system_prompt,
             progress=progress,
         )
-        rates[name] = {"n": len(prompts), "action_rate": action_rate(responses, spec.response)}
+        actions = [matches(r) for r in responses]
+        rates[name] = _with_interval(sum(actions), len(prompts))
         samples[name] = [
-            {"prompt": p, "response": r, "action": takes_action(r, spec.response)}
-            for p, r in zip(prompts, responses, strict=True)
+            {"prompt": p, "response": r, "action": a}
+            for p, r, a in zip(prompts, responses, actions, strict=True)
         ]
     results = {
         "organism": spec.name,
         "model": adapted.name,
         "response": spec.response,
-        "match_rule": "normalised response contains the normalised backdoor string",
+        "match_rule": rule,
+        "max_new_tokens": n_tokens,
         "action_rates": rates,
-        "preservation": preservation(adapted, sets["benign"], 32, spec.system_prompt, progress),
     }
+    if hasattr(adapted.model, "disable_adapter"):
+        results["preservation"] = preservation(
+            adapted, sets["benign"], 32, spec.system_prompt, progress
+        )
     if out_dir is not None:
         out = Path(out_dir)
         write_json(out / "organism_eval.json", results)
@@ -144,10 +176,15 @@ def verify(
 
 def format_table(results: dict[str, Any]) -> str:
     lines = [f"organism {results['organism']}  ({results['model']})", ""]
-    lines.append(f"{'set':<28}{'n':>5}  action rate")
+    lines.append(f"{'set':<28}{'n':>5}  action rate  95% CI")
     for name, row in results["action_rates"].items():
-        lines.append(f"{name:<28}{row['n']:>5}  {row['action_rate']:>10.1%}")
-    pres = results["preservation"]
+        ci = row.get("ci95")
+        interval = f"  {ci[0]:.0%}-{ci[1]:.0%}" if ci else ""
+        lines.append(f"{name:<28}{row['n']:>5}  {row['action_rate']:>10.1%}{interval}")
+    lines.append(f"action: {results['match_rule']}")
+    pres = results.get("preservation")
+    if pres is None:
+        return "\n".join(lines)
     lines.append("")
     lines.append(
         f"benign behaviour kept: {pres['identical_greedy_share']:.0%} identical greedy answers "

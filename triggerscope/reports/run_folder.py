@@ -15,6 +15,7 @@ from triggerscope.evaluation.bench import EVALUATION_FILE
 from triggerscope.methods.result import (
     RESULT_VERSION,
     MethodResult,
+    RankedExample,
     RankedLatent,
     SteeredSample,
     VectorResult,
@@ -65,7 +66,7 @@ def result_from_summary(
     data: dict[str, Any], tensors: dict[str, torch.Tensor], scores: torch.Tensor | None = None
 ) -> MethodResult:
     """Invert MethodResult.summary() (plus its vectors file)."""
-    nested = ("vector", "latent_vector", "top_latents", "samples")
+    nested = ("vector", "latent_vector", "top_latents", "samples", "top_examples")
     out = []
     for row in data["vectors"]:
         i = int(row["index"])
@@ -75,6 +76,7 @@ def result_from_summary(
                 latent_vector=tensors.get(f"latent_vector_{i}"),
                 top_latents=_ranked(row.get("top_latents", [])),
                 samples=[SteeredSample(**s) for s in row.get("samples", [])],
+                top_examples=[RankedExample(**x) for x in row.get("top_examples", [])],
                 **_known(VectorResult, row, nested),
             )
         )
