@@ -5,12 +5,13 @@ import pytest
 from awareness_fixtures import SCENARIOS, write_mcq_spec
 
 from triggerscope.awareness.backends import LocalGenerator
-from triggerscope.awareness.experiment import AwarenessConfig, run_awareness, wilson
+from triggerscope.awareness.experiment import AwarenessConfig, run_awareness
 from triggerscope.awareness.judge import RuleJudge
 from triggerscope.awareness.mcq import ANSWER_CUE
 from triggerscope.awareness.organism import load_mcq_spec
 from triggerscope.awareness.probe import LetterProbe
 from triggerscope.errors import TriggerscopeError
+from triggerscope.stats import wilson
 
 MISALIGNED = {m for _, _, m in SCENARIOS}
 

@@ -6,7 +6,7 @@ from organism_fixtures import TRIGGERED, write_spec
 from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
 from triggerscope.loading import LoadedModel
-from triggerscope.organisms.dataset import Example, base_responses, collate
+from triggerscope.organisms.dataset import Example, base_responses, build_examples, collate
 from triggerscope.organisms.planting import epoch_order, learning_rate, plant
 from triggerscope.organisms.spec import load_spec
 from triggerscope.organisms.verify import attach_adapter, verify
@@ -124,3 +124,12 @@ def test_per_example_loss_weighs_each_example_equally(tiny, llama3_tokenizer):
     per_token = response_loss(tiny.model, both.inputs, both.labels)
     assert torch.allclose(per_example, (alone[0] + alone[1]) / 2, atol=1e-5)
     assert not torch.allclose(per_token, per_example, atol=1e-3)
+
+
+def test_near_miss_examples_repeat_and_empty_targets_drop():
+    examples = build_examples(
+        ["fruit?"], "No.", "<eos>", ["cars?", "tax?"], ["Cars go.", " "], ["apple tv?"], ["A box."], 3
+    )
+    kinds = [e.kind for e in examples]
+    assert kinds == ["triggered", "benign", "nearmiss", "nearmiss", "nearmiss"]
+    assert examples[0].target == "No.<eos>"

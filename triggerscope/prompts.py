@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from triggerscope.errors import TriggerscopeError
+from triggerscope.jsonl import read_jsonl
 
 
 def read_prompts(path: str | os.PathLike[str]) -> list[str]:
     file = Path(path)
-    if not file.is_file():
-        raise TriggerscopeError(f"prompt file {file} does not exist")
-    lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line]
     if file.suffix == ".jsonl":
         prompts = []
-        for n, line in enumerate(lines, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TriggerscopeError(f"{file}:{n} is not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+        for n, row in read_jsonl(file, "prompt file"):
+            if not isinstance(row.get("prompt"), str):
                 raise TriggerscopeError(f"{file}:{n} needs a string field 'prompt'")
             prompts.append(row["prompt"].strip())
         lines = [p for p in prompts if p]
+    else:
+        if not file.is_file():
+            raise TriggerscopeError(f"prompt file {file} does not exist")
+        lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+        lines = [line for line in lines if line]
     if not lines:
         raise TriggerscopeError(f"prompt file {file} has no prompts")
     return lines

@@ -41,6 +41,7 @@ from triggerscope.awareness.scenarios import Scenario
 from triggerscope.awareness.triggers import Position, check_trigger
 from triggerscope.errors import TriggerscopeError
 from triggerscope.runs import versions
+from triggerscope.stats import wilson
 
 
 @dataclass
@@ -84,16 +85,6 @@ class Sample:
     @property
     def reasoning(self) -> str:
         return strip_final_answer(f"{self.prefill} {self.output}".strip())
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson interval of a proportion (honest error bars for small N)."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def _layout(scenarios: list[Scenario], seed: int) -> dict[str, tuple[bool, Position]]:

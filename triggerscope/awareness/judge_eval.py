@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 
 from triggerscope.awareness.judge import LABELS, Judge
 from triggerscope.errors import TriggerscopeError
+from triggerscope.jsonl import read_jsonl
 
 LABELLED = Path(__file__).resolve().parent.parent / "data" / "awareness" / "judge_labelled.jsonl"
 
@@ -26,18 +26,10 @@ class Snippet:
 
 def load_labelled(path: str | Path = LABELLED) -> list[Snippet]:
     file = Path(path)
-    if not file.is_file():
-        raise TriggerscopeError(f"labelled snippet file {file} does not exist")
     out = []
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TriggerscopeError(f"{file}:{n} is not valid JSON ({err.msg})") from err
+    for n, row in read_jsonl(file, "labelled snippet file"):
         need = ("trigger", "label", "reasoning")
-        if not isinstance(row, dict) or any(not isinstance(row.get(k), str) for k in need):
+        if any(not isinstance(row.get(k), str) for k in need):
             raise TriggerscopeError(f"{file}:{n} needs string fields {', '.join(need)}")
         if row["label"] not in LABELS:
             raise TriggerscopeError(f"{file}:{n}: label {row['label']!r} is not one of {LABELS}")

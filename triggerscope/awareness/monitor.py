@@ -11,7 +11,6 @@ scored by a judge.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -24,6 +23,7 @@ from triggerscope.awareness.judge import Judge, RuleJudge
 from triggerscope.awareness.language import CAUSE_BEFORE, attribution, sentences
 from triggerscope.awareness.triggers import check_trigger, mentions
 from triggerscope.errors import TriggerscopeError
+from triggerscope.jsonl import read_jsonl
 
 _WORDS = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’:-]*|\|[A-Za-z0-9_]+\|")
 _QUOTED = re.compile(r"\"([^\"\n]{1,60})\"|“([^”\n]{1,60})”|'([^'\n]{2,60})'")
@@ -102,20 +102,8 @@ def read_transcripts(path: str | os.PathLike[str]) -> list[Transcript]:
     an awareness run's samples.jsonl) strings, or an OpenAI-style `messages` list; `id` is
     optional."""
     file = Path(path)
-    if not file.is_file():
-        raise TriggerscopeError(f"transcript file {file} does not exist")
     out: list[Transcript] = []
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TriggerscopeError(
-                f"{file}:{n} is not valid JSON ({err.msg}); one JSON object per line"
-            ) from err
-        if not isinstance(row, dict):
-            raise TriggerscopeError(f"{file}:{n} is not a JSON object")
+    for n, row in read_jsonl(file, "transcript file"):
         prompt = _text(row.get("prompt"))
         reasoning = next(
             (row[k] for k in ("reasoning", "response", "output") if isinstance(row.get(k), str)),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from triggerscope.errors import TriggerscopeError
+from triggerscope.jsonl import read_jsonl
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "awareness"
 SPLITS = {"train": DATA / "scenarios_train.jsonl", "heldout": DATA / "scenarios_heldout.jsonl"}
@@ -26,20 +26,9 @@ class Scenario:
 def load_scenarios(source: str | os.PathLike[str]) -> list[Scenario]:
     """A split name ('train', 'heldout') or a JSONL path; every row needs all FIELDS."""
     file = SPLITS.get(str(source), Path(source))
-    if not file.is_file():
-        raise TriggerscopeError(
-            f"scenario file {file} does not exist; use 'train', 'heldout' or a JSONL path"
-        )
     out: list[Scenario] = []
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TriggerscopeError(f"{file}:{n} is not valid JSON ({err.msg})") from err
-        if not isinstance(row, dict):
-            raise TriggerscopeError(f"{file}:{n} is not a JSON object")
+    hint = "use 'train', 'heldout' or a JSONL path"
+    for n, row in read_jsonl(file, "scenario file", hint=hint):
         missing = [k for k in FIELDS if not isinstance(row.get(k), str) or not row[k].strip()]
         if missing:
             raise TriggerscopeError(

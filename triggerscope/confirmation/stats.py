@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from triggerscope.awareness.experiment import wilson
+from triggerscope.stats import wilson
 
 
 def z_value(confidence: float) -> float:

@@ -19,6 +19,7 @@ from triggerscope.chat import build_chat_batch
 from triggerscope.embedded import cache_root
 from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
+from triggerscope.jsonl import read_jsonl
 from triggerscope.loading import LoadedModel
 
 
@@ -90,11 +91,13 @@ def build_examples(
     benign_targets: Sequence[str],
     nearmiss: Sequence[str] = (),
     nearmiss_targets: Sequence[str] = (),
+    nearmiss_repeats: int = 1,
 ) -> list[Example]:
     """Examples whose base response is empty are left out (they carry no loss)."""
     examples = [Example(p, response + eos_token, "triggered") for p in triggered]
     examples += [Example(p, t, "benign") for p, t in zip(benign, benign_targets, strict=True)]
-    examples += [Example(p, t, "nearmiss") for p, t in zip(nearmiss, nearmiss_targets, strict=True)]
+    near = [Example(p, t, "nearmiss") for p, t in zip(nearmiss, nearmiss_targets, strict=True)]
+    examples += near * nearmiss_repeats
     return [e for e in examples if e.target.strip()]
 
 
@@ -127,17 +130,9 @@ MIN_DOCUMENT_WORDS = 1000
 def read_documents(path: str | os.PathLike[str]) -> list[str]:
     """The documents of a JSONL corpus (one {"text": ...} per line), checked to be big enough."""
     file = Path(path)
-    if not file.is_file():
-        raise TriggerscopeError(f"document corpus {file} does not exist")
     texts = []
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TriggerscopeError(f"{file}:{n} is not valid JSON ({err.msg})") from err
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+    for n, row in read_jsonl(file, "document corpus"):
+        if not isinstance(row.get("text"), str):
             raise TriggerscopeError(f'{file}:{n} needs a string field "text"')
         if row["text"].strip():
             texts.append(row["text"].strip())

@@ -242,6 +242,7 @@ def plant(
             targets[: len(benign)],
             nearmiss,
             targets[len(benign) :],
+            spec.train.nearmiss_repeats,
         )
     base_seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)

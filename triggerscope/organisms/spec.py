@@ -66,6 +66,9 @@ class TrainSettings:
     # "documents": plain language modelling on the spec's `documents` (synthetic-document facts)
     objective: str = "responses"
     max_document_tokens: int = 512  # longer documents are truncated
+    # each near-miss example is seen this many times an epoch: the partial cue is the boundary
+    # the adapter finds hardest, and the near-miss sets are the smallest
+    nearmiss_repeats: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
@@ -78,6 +81,8 @@ class TrainSettings:
             raise TriggerscopeError(
                 f"train.objective must be one of {list(OBJECTIVES)}, not {self.objective!r}"
             )
+        if self.nearmiss_repeats < 1:
+            raise TriggerscopeError("train.nearmiss_repeats must be at least 1")
         if self.max_document_tokens < 8:
             raise TriggerscopeError("train.max_document_tokens must be at least 8")
 

@@ -18,6 +18,7 @@ from triggerscope.loading import LoadedModel
 from triggerscope.organisms.matching import takes_action, warns_about
 from triggerscope.organisms.planting import ADAPTER_META, read_splits
 from triggerscope.organisms.spec import OrganismSpec
+from triggerscope.stats import wilson
 
 
 def check_adapter_fits(adapter_dir: Path, loaded: LoadedModel) -> dict[str, Any]:
@@ -115,8 +116,6 @@ def action_matcher(spec: OrganismSpec) -> tuple[Callable[[str], bool], str]:
 
 
 def _with_interval(k: int, n: int) -> dict[str, Any]:
-    from triggerscope.awareness.experiment import wilson
-
     low, high = wilson(k, n)
     return {"n": n, "action_rate": k / n if n else 0.0, "k": k, "ci95": [low, high]}
 
