@@ -11,6 +11,7 @@ the model's own sampled wordings of the action instead (methods/on_policy.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,32 @@ class SupervisedSaeMelboConfig(OnPolicyConfig):
         _non_negative(self, "lam1", "init_scale")
 
 
+def _train(
+    ctx: RunContext,
+    cfg: OnPolicyConfig,
+    objective: Objective,
+    space: Space,
+    init: Callable[[torch.Generator], torch.Tensor],
+    penalty: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    method: str,
+) -> MethodResult:
+    trained = train_vectors(
+        space, objective, penalty, cfg, init, progress=ctx.progress, desc=method
+    )
+    vectors = [
+        VectorResult(
+            vector=t.delta,
+            final_loss=float("nan"),
+            latent_vector=t.theta if space.decoder is not None else None,
+            steps=t.steps,
+            objective=t.loss,
+            stopped=t.stopped,
+        )
+        for t in trained
+    ]
+    return vectors_result(ctx, cfg, method, vectors, objective.extras())
+
+
 def run_supervised_melbo(ctx: RunContext, cfg: SupervisedMelboConfig) -> MethodResult:
     objective = Objective(ctx, cfg)
     space = Space(objective.engine.d_model)
@@ -59,26 +86,7 @@ def run_supervised_melbo(ctx: RunContext, cfg: SupervisedMelboConfig) -> MethodR
     def penalty(theta: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         return cfg.lam2 * delta.pow(2).sum(-1)
 
-    trained = train_vectors(
-        space,
-        objective,
-        penalty,
-        cfg,
-        init,
-        progress=ctx.progress,
-        desc="supervised-melbo",
-    )
-    vectors = [
-        VectorResult(
-            vector=t.delta,
-            final_loss=float("nan"),
-            steps=t.steps,
-            objective=t.loss,
-            stopped=t.stopped,
-        )
-        for t in trained
-    ]
-    return vectors_result(ctx, cfg, "supervised-melbo", vectors, objective.extras())
+    return _train(ctx, cfg, objective, space, init, penalty, "supervised-melbo")
 
 
 def run_supervised_sae_melbo(ctx: RunContext, cfg: SupervisedSaeMelboConfig) -> MethodResult:
@@ -93,24 +101,4 @@ def run_supervised_sae_melbo(ctx: RunContext, cfg: SupervisedSaeMelboConfig) -> 
     def penalty(theta: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         return cfg.lam1 * theta.abs().sum(-1)
 
-    trained = train_vectors(
-        space,
-        objective,
-        penalty,
-        cfg,
-        init,
-        progress=ctx.progress,
-        desc="supervised-sae-melbo",
-    )
-    vectors = [
-        VectorResult(
-            vector=t.delta,
-            final_loss=float("nan"),
-            latent_vector=t.theta,
-            steps=t.steps,
-            objective=t.loss,
-            stopped=t.stopped,
-        )
-        for t in trained
-    ]
-    return vectors_result(ctx, cfg, "supervised-sae-melbo", vectors, objective.extras())
+    return _train(ctx, cfg, objective, space, init, penalty, "supervised-sae-melbo")
