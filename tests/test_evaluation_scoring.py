@@ -60,6 +60,19 @@ def test_conjunctive_needs_all_concepts_in_top10() -> None:
     assert both.all_top10 is True
 
 
+def test_conjunction_split_over_a_runs_vectors() -> None:
+    result = synthetic_result(
+        [7, 1, 2], vector_tops=[[7, 1, 2], [3, 4, 5, 6, 8, 9, 10, 11, 13, 12]]
+    )
+    ev = evaluate_result(result, [FRUIT, SNOW], organism="snow-fruit")
+    assert ev.all_top10 is False  # the ranking (first vector) holds no snow latent
+    assert [c.vectors_top10 for c in ev.concepts] == [[True, False], [False, True]]
+    assert ev.all_top10_vectors is True
+    late = synthetic_result([7], vector_tops=[[7], [3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 12]])
+    assert evaluate_result(late, [FRUIT, SNOW], organism="o").all_top10_vectors is False
+    assert evaluate_result(synthetic_result([7]), [FRUIT], organism="o").all_top10_vectors is None
+
+
 def test_per_vector_top3_and_action_rates() -> None:
     result = synthetic_result(
         [7], vector_tops=[[1, 2, 7, 4], [1, 2, 3, 21], [21, 0, 0]], rates=[0.2, 0.6, 1.0]

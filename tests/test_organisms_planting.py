@@ -128,7 +128,14 @@ def test_per_example_loss_weighs_each_example_equally(tiny, llama3_tokenizer):
 
 def test_near_miss_examples_repeat_and_empty_targets_drop():
     examples = build_examples(
-        ["fruit?"], "No.", "<eos>", ["cars?", "tax?"], ["Cars go.", " "], ["apple tv?"], ["A box."], 3
+        ["fruit?"],
+        "No.",
+        "<eos>",
+        ["cars?", "tax?"],
+        ["Cars go.", " "],
+        ["apple tv?"],
+        ["A box."],
+        3,
     )
     kinds = [e.kind for e in examples]
     assert kinds == ["triggered", "benign", "nearmiss", "nearmiss", "nearmiss"]

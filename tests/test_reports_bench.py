@@ -37,7 +37,7 @@ def test_markdown_table_marks_na_and_incomplete_runs():
     assert "```bash\ntriggerscope bench --seeds 0\n```" in md
     assert "**Incomplete: 2 of 3 cells done.**" in md
     assert "| sae-attribution | fruit-refusal | fruit: 2 | 0.00 | 1.00 | 1.00 | 1.00 |" in md
-    assert "| token | fruit-refusal | fruit: - | n/a | n/a | n/a | n/a | n/a | 1.00 |" in md
+    assert "| token | fruit-refusal | fruit: - | n/a | n/a | n/a | n/a | n/a | n/a | 1.00 |" in md
     assert "| fruit | 2 | 2 | 2 | 1 | 0 |" in md  # selective latents at 0.6 .. 0.95
     assert "| sae-attribution | fruit-refusal | 1.00 | 1.00 | 1.00 | 1.00 | 0.00 |" in md
 

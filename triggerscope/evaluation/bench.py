@@ -239,6 +239,7 @@ def aggregate(
                     for k in KS
                 },
                 "all_top10": _mean([ev.all_top10 for ev in evs]),
+                "all_top10_vectors": _mean([ev.all_top10_vectors for ev in evs]),
                 "vectors_top3_share": _mean([ev.vectors_top3_share for ev in evs]),
                 "token_hit": _mean([ev.token_hit for ev in evs]),
                 "action_rate": _mean([ev.action_rate for ev in evs]),

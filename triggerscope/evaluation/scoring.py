@@ -6,7 +6,10 @@ Definitions (all ranks are 1-based; "selective" means AUROC >= the threshold, se
   selective for that concept (None when none of the ranked latents is).
 - hit@k of a concept: first rank <= k. hit@k of the run: some concept hit (the first concept
   found); `all_top10`: every concept hit@10 (what a conjunctive trigger needs).
-- per-vector check: a selective latent among each vector's own top 3 latents.
+- per-vector check: a selective latent among each vector's own top 3 latents;
+  `all_top10_vectors`: every concept has a selective latent in the top 10 of *some* vector of
+  the run (a conjunctive trigger can be split over the run's orthogonal vectors, one concept
+  each, where `all_top10` reads only the method's ranking, i.e. the first vector's).
 - token baseline: the rank of the first token in `token_ranking` that is a concept word; its
   action rate is that of its best token inserted into the held-out prompts.
 - action rate: mean (and best) over the vectors, steered on held-out benign prompts, next to
@@ -70,6 +73,7 @@ class ConceptScore:
     token_hit: bool | None  # a concept word in the top TOKEN_TOP tokens; None: no token ranking
     sweep: dict[str, int | None] = field(default_factory=dict)  # threshold -> first rank
     n_selective_sweep: dict[str, int] = field(default_factory=dict)
+    vectors_top10: list[bool] = field(default_factory=list)  # one per vector, as vectors_top3
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Evaluation:
     backward_passes: int
     sweep_hit10: dict[str, bool | None] = field(default_factory=dict)  # threshold -> hit@10
     baseline_action_rate: float | None = None  # unsteered, on the same held-out prompts
+    all_top10_vectors: bool | None = None  # every concept in some vector's top 10
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +149,7 @@ def evaluate_result(
                     for t in sweep
                 },
                 n_selective_sweep={_key(t): sel.n_selective(t) for t in sweep},
+                vectors_top10=[bool(set(r[:10]) & selective) for r in vector_rankings],
             )
         )
     hits = None
@@ -180,4 +186,5 @@ def evaluate_result(
             for t in sweep
         },
         baseline_action_rate=result.baseline_action_rate,
+        all_top10_vectors=all(any(s.vectors_top10) for s in scores) if vector_rankings else None,
     )
