@@ -104,3 +104,12 @@ def test_concept_word_matching() -> None:
     assert is_concept_word(" fruit", words) and is_concept_word("Strawber", words)
     assert not is_concept_word(" fru", words)  # too short a piece to count as a prefix
     assert not is_concept_word("  ", words) and not is_concept_word("bananas!x", words)
+
+
+def test_printed_evaluation_names_both_conjunction_checks() -> None:
+    from triggerscope.evaluation.score_run import format_evaluation
+
+    result = synthetic_result([7, 1], vector_tops=[[7, 1], [12, 3]])
+    text = format_evaluation(evaluate_result(result, [FRUIT, SNOW], organism="snow-fruit"))
+    assert "all concepts in the top 10: no" in text
+    assert "all concepts in the top 10 of some vector of the run: yes" in text

@@ -99,6 +99,11 @@ def format_evaluation(ev: Evaluation) -> str:
         lines.append(f"    first rank by threshold: {sweep}")
     if ev.all_top10 is not None and len(ev.concepts) > 1:
         lines.append(f"  all concepts in the top 10: {'yes' if ev.all_top10 else 'no'}")
+    if ev.all_top10_vectors is not None and len(ev.concepts) > 1:
+        lines.append(
+            f"  all concepts in the top 10 of some vector of the run: "
+            f"{'yes' if ev.all_top10_vectors else 'no'}"
+        )
     if ev.action_rate is not None:
         base = ev.baseline_action_rate
         lines.append(
