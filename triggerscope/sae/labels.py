@@ -24,6 +24,7 @@ from torch import nn
 from triggerscope.atomic import write_text
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import run_to_layer
+from triggerscope.jsonl import read_jsonl
 from triggerscope.sae.metrics import layer_device, sae_layer, text_batches
 from triggerscope.sae.model import SAE
 
@@ -295,20 +296,10 @@ def import_neuronpedia(dictionary: LatentDictionary, path: str | Path) -> int:
     """Use Neuronpedia explanations (jsonl: `index`, `description`) as labels; returns how many
     latents got one. The first explanation of a latent wins."""
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise TriggerscopeError(f"Neuronpedia export {file} does not exist")
     seen: set[int] = set()
     outside = 0
-    for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TriggerscopeError(f"{file}:{lineno} is not valid JSON ({err})") from err
-        index, description = (
-            (row.get("index"), row.get("description")) if isinstance(row, dict) else (None, None)
-        )
+    for lineno, row in read_jsonl(file, "Neuronpedia export"):
+        index, description = row.get("index"), row.get("description")
         if not isinstance(description, str) or not str(index).strip().isdigit():
             raise TriggerscopeError(
                 f'{file}:{lineno} needs an integer "index" and a "description" string'
