@@ -15,12 +15,13 @@ from triggerscope.errors import TriggerscopeError
 
 
 def register(sub: Any) -> None:
+    from triggerscope.methods.registry import method_names
+
     parser = sub.add_parser("bench", help="benchmark methods on organisms (resumable)")
     parser.add_argument(
         "--methods",
         default="sae-attribution,supervised-sae-melbo",
-        help="comma-separated method names: sae-attribution, melbo, sae-melbo, supervised-melbo, "
-        "supervised-sae-melbo, token, random",
+        help=f"comma-separated method names: {', '.join(method_names())}",
     )
     parser.add_argument(
         "--organisms",
