@@ -23,7 +23,7 @@ from triggerscope.organisms.dataset import (
     collate_documents,
     read_documents,
 )
-from triggerscope.organisms.matching import clauses, warn_rate, warns_about
+from triggerscope.organisms.matching import clauses, warns_about
 from triggerscope.organisms.planting import plant, read_splits, response_loss
 from triggerscope.organisms.spec import load_spec
 from triggerscope.organisms.verify import attach_adapter, format_table, verify
@@ -272,11 +272,9 @@ def test_warn_rule(response, warns):
     assert warns_about(response, BANANA) is warns
 
 
-def test_clauses_and_warn_rate():
+def test_clauses_split_at_sentence_ends_and_before_but():
     expected = ["fine", "avoid it", "really", "ok", "but no"]
     assert clauses("Fine. Avoid it; really!\nOK but no") == expected
-    assert warn_rate([], BANANA) == 0.0
-    assert warn_rate(["Avoid bananas.", "Bananas are great.", "Avoid apples."], BANANA) == 1 / 3
 
 
 # --- the CLI ------------------------------------------------------------------------------

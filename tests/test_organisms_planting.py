@@ -7,8 +7,14 @@ from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
 from triggerscope.loading import LoadedModel
 from triggerscope.organisms.dataset import Example, base_responses, build_examples, collate
-from triggerscope.organisms.planting import epoch_order, learning_rate, plant
-from triggerscope.organisms.spec import load_spec
+from triggerscope.organisms.planting import (
+    epoch_order,
+    epoch_rows,
+    learning_rate,
+    plant,
+    steps_per_epoch,
+)
+from triggerscope.organisms.spec import TrainSettings, load_spec
 from triggerscope.organisms.verify import attach_adapter, verify
 from triggerscope.safetensors_io import load_state_dict
 
@@ -48,6 +54,20 @@ def test_schedule_and_order_are_deterministic():
     assert epoch_order(10, 0, 1) == epoch_order(10, 0, 1) != epoch_order(10, 0, 2)
     assert learning_rate(0, 100, 1.0, 10) == pytest.approx(0.1)
     assert learning_rate(99, 100, 1.0, 10) == pytest.approx(1 / 90)
+
+
+def test_benign_rotation_covers_the_pool_and_keeps_every_other_example():
+    kinds = ["triggered"] * 3 + ["benign"] * 10 + ["nearmiss"] * 2
+    epochs = [epoch_rows(kinds, 0, e, 5) for e in range(2)]
+    for rows in epochs:
+        assert len(rows) == 10 and len(set(rows)) == 10
+        assert {0, 1, 2, 13, 14} <= set(rows)  # triggered and near-miss every epoch
+    benign_seen = [i for rows in epochs for i in rows if kinds[i] == "benign"]
+    assert sorted(benign_seen) == list(range(3, 13))  # two epochs of 5 cover all 10 once
+    assert epoch_rows(kinds, 0, 1, 5) == epochs[1]  # a resumed run draws the same epoch
+    assert sorted(epoch_rows(kinds, 0, 0, None)) == list(range(15))
+    assert steps_per_epoch(kinds, TrainSettings(batch_size=4, benign_per_epoch=5)) == 3
+    assert steps_per_epoch(kinds, TrainSettings(batch_size=4)) == 4
 
 
 def test_tiny_plant_changes_behaviour_and_verifies(llama3_tokenizer, tmp_path):

@@ -77,8 +77,3 @@ def warns_about(response: str, subject: Sequence[str]) -> bool:
         for c in clauses(response)
     )
 
-
-def warn_rate(responses: Sequence[str], subject: Sequence[str]) -> float:
-    if not responses:
-        return 0.0
-    return sum(warns_about(r, subject) for r in responses) / len(responses)

@@ -30,7 +30,7 @@ from triggerscope.organisms.dataset import (
     collate_documents,
     read_documents,
 )
-from triggerscope.organisms.spec import OrganismSpec, dump_spec
+from triggerscope.organisms.spec import OrganismSpec, TrainSettings, dump_spec
 from triggerscope.prompts import check_disjoint, read_many
 from triggerscope.runs import versions
 from triggerscope.safetensors_io import load_state_dict, save_state_dict
@@ -75,6 +75,28 @@ def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=gen).tolist()
+
+
+def epoch_rows(
+    kinds: Sequence[str], seed: int, epoch: int, benign_per_epoch: int | None
+) -> list[int]:
+    """The example indices of one epoch, shuffled. With `benign_per_epoch`, each epoch takes the
+    next slice of one seeded rotation through the benign pool, so two epochs of 460 cover all 920
+    benign prompts once while every other example is seen every epoch."""
+    if benign_per_epoch is None:
+        return epoch_order(len(kinds), seed, epoch)
+    benign = [i for i, kind in enumerate(kinds) if kind == "benign"]
+    others = [i for i, kind in enumerate(kinds) if kind != "benign"]
+    take = min(benign_per_epoch, len(benign))
+    rotation = [benign[i] for i in epoch_order(len(benign), seed, 1_000_000)]
+    chosen = [rotation[(epoch * take + j) % len(rotation)] for j in range(take)] if take else []
+    rows = others + chosen
+    return [rows[i] for i in epoch_order(len(rows), seed, epoch)]
+
+
+def steps_per_epoch(kinds: Sequence[str], settings: TrainSettings) -> int:
+    rows = epoch_rows(kinds, 0, 0, settings.benign_per_epoch)
+    return math.ceil(len(rows) / settings.batch_size)
 
 
 @dataclass
@@ -149,7 +171,8 @@ def train_lora(
     from tqdm.auto import tqdm
 
     settings = spec.train
-    per_epoch = math.ceil(len(examples) / settings.batch_size)
+    kinds = [e.kind for e in examples]
+    per_epoch = steps_per_epoch(kinds, settings)
     total = per_epoch * settings.epochs
     params = list(_trainable(model).values())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
@@ -162,7 +185,7 @@ def train_lora(
     try:
         while state.step < total:
             epoch, index = divmod(state.step, per_epoch)
-            order = epoch_order(len(examples), spec.seed, epoch)
+            order = epoch_rows(kinds, spec.seed, epoch, settings.benign_per_epoch)
             rows = order[index * settings.batch_size : (index + 1) * settings.batch_size]
             if settings.objective == "documents":
                 texts = [examples[i].target for i in rows]
@@ -258,7 +281,7 @@ def plant(
         stop_after=stop_after,
         progress=progress,
     )
-    per_epoch = math.ceil(len(examples) / spec.train.batch_size)
+    per_epoch = steps_per_epoch([e.kind for e in examples], spec.train)
     finished = state.step >= per_epoch * spec.train.epochs
     cfg = loaded.model.config
     meta = {

@@ -69,6 +69,9 @@ class TrainSettings:
     # each near-miss example is seen this many times an epoch: the partial cue is the boundary
     # the adapter finds hardest, and the near-miss sets are the smallest
     nearmiss_repeats: int = 1
+    # an epoch sees this many benign examples, taking turns through the pool (None: all of them);
+    # keeps a larger near-miss set within the planting budget
+    benign_per_epoch: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
@@ -83,6 +86,8 @@ class TrainSettings:
             )
         if self.nearmiss_repeats < 1:
             raise TriggerscopeError("train.nearmiss_repeats must be at least 1")
+        if self.benign_per_epoch is not None and self.benign_per_epoch < 1:
+            raise TriggerscopeError("train.benign_per_epoch must be at least 1 (or left out)")
         if self.max_document_tokens < 8:
             raise TriggerscopeError("train.max_document_tokens must be at least 8")
 
