@@ -9,7 +9,6 @@ training loop (`lora_model`, `train_lora`: resumable, deterministic) on the MCQ 
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
@@ -27,7 +26,13 @@ from triggerscope.awareness.triggers import Position, check_trigger
 from triggerscope.errors import TriggerscopeError
 from triggerscope.loading import LoadedModel
 from triggerscope.organisms.dataset import Example
-from triggerscope.organisms.planting import ADAPTER_META, lora_model, save_adapter, train_lora
+from triggerscope.organisms.planting import (
+    ADAPTER_META,
+    lora_model,
+    save_adapter,
+    total_steps,
+    train_lora,
+)
 from triggerscope.organisms.spec import LoraSettings, OrganismSpec, TrainSettings
 from triggerscope.runs import versions
 
@@ -195,8 +200,7 @@ def plant_mcq(
         stop_after=stop_after,
         progress=progress,
     )
-    per_epoch = math.ceil(len(examples) / spec.train.batch_size)
-    finished = state.step >= per_epoch * spec.train.epochs
+    finished = state.step >= total_steps(examples, spec.train)
     cfg = loaded.model.config
     meta = {
         "organism": spec.name,

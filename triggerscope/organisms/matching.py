@@ -76,4 +76,3 @@ def warns_about(response: str, subject: Sequence[str]) -> bool:
         named.search(c) and _CAUTION.search(c) and not _REASSURANCE.search(c)
         for c in clauses(response)
     )
-

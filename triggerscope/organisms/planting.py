@@ -99,6 +99,10 @@ def steps_per_epoch(kinds: Sequence[str], settings: TrainSettings) -> int:
     return math.ceil(len(rows) / settings.batch_size)
 
 
+def total_steps(examples: Sequence[Example], settings: TrainSettings) -> int:
+    return steps_per_epoch([e.kind for e in examples], settings) * settings.epochs
+
+
 @dataclass
 class Checkpoint:
     step: int
@@ -173,7 +177,7 @@ def train_lora(
     settings = spec.train
     kinds = [e.kind for e in examples]
     per_epoch = steps_per_epoch(kinds, settings)
-    total = per_epoch * settings.epochs
+    total = total_steps(examples, settings)
     params = list(_trainable(model).values())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     state = Checkpoint(0, [])
@@ -281,8 +285,7 @@ def plant(
         stop_after=stop_after,
         progress=progress,
     )
-    per_epoch = steps_per_epoch([e.kind for e in examples], spec.train)
-    finished = state.step >= per_epoch * spec.train.epochs
+    finished = state.step >= total_steps(examples, spec.train)
     cfg = loaded.model.config
     meta = {
         "organism": spec.name,
