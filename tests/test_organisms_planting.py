@@ -94,10 +94,12 @@ def test_tiny_plant_changes_behaviour_and_verifies(llama3_tokenizer, tmp_path):
 
 
 def test_resume_reaches_the_same_adapter(tmp_path, llama3_tokenizer):
-    spec = load_spec(
-        write_spec(tmp_path / "spec", train={"epochs": 4, "batch_size": 2, "checkpoint_every": 3})
-    )
+    train = {"epochs": 4, "batch_size": 2, "checkpoint_every": 3, "benign_per_epoch": 2}
+    spec = load_spec(write_spec(tmp_path / "spec", train=train))
     full = plant(spec, plantable(llama3_tokenizer), tmp_path / "full", progress=False)
+    per_epoch = full["examples_per_epoch"]
+    assert per_epoch["benign"] == 2 < full["examples"]["benign"]  # the rotation, resumed too
+    assert full["steps"] == 4 * -(-sum(per_epoch.values()) // 2)
     fresh = plantable(llama3_tokenizer)
     partial = plant(spec, fresh, tmp_path / "cut", stop_after=5, progress=False)
     assert not partial["finished"] and (tmp_path / "cut" / "checkpoint").is_dir()

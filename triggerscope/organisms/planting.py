@@ -99,6 +99,12 @@ def steps_per_epoch(kinds: Sequence[str], settings: TrainSettings) -> int:
     return math.ceil(len(rows) / settings.batch_size)
 
 
+def _per_epoch_counts(examples: Sequence[Example], spec: OrganismSpec) -> dict[str, int]:
+    kinds = [e.kind for e in examples]
+    rows = epoch_rows(kinds, spec.seed, 0, spec.train.benign_per_epoch)
+    return {k: sum(kinds[i] == k for i in rows) for k in KINDS}
+
+
 def total_steps(examples: Sequence[Example], settings: TrainSettings) -> int:
     return steps_per_epoch([e.kind for e in examples], settings) * settings.epochs
 
@@ -300,6 +306,7 @@ def plant(
         "finished": finished,
         "steps": state.step,
         "examples": {k: sum(e.kind == k for e in examples) for k in KINDS},
+        "examples_per_epoch": _per_epoch_counts(examples, spec),
         "final_loss_mean_last_20": sum(state.losses[-20:]) / max(1, len(state.losses[-20:])),
         "losses": state.losses,
         "base_response_seconds": round(base_seconds, 1),
