@@ -89,7 +89,7 @@ def epoch_rows(
     others = [i for i, kind in enumerate(kinds) if kind != "benign"]
     take = min(benign_per_epoch, len(benign))
     rotation = [benign[i] for i in epoch_order(len(benign), seed, 1_000_000)]
-    chosen = [rotation[(epoch * take + j) % len(rotation)] for j in range(take)] if take else []
+    chosen = [rotation[(epoch * take + j) % len(rotation)] for j in range(take)]
     rows = others + chosen
     return [rows[i] for i in epoch_order(len(rows), seed, epoch)]
 
@@ -183,7 +183,7 @@ def train_lora(
     settings = spec.train
     kinds = [e.kind for e in examples]
     per_epoch = steps_per_epoch(kinds, settings)
-    total = total_steps(examples, settings)
+    total = per_epoch * settings.epochs
     params = list(_trainable(model).values())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     state = Checkpoint(0, [])
