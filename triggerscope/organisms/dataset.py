@@ -105,12 +105,23 @@ def build_examples(
 class TrainBatch:
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor  # -100 outside the assistant's tokens
+    # the action's token where a non-triggered response first departs from it, -100 elsewhere
+    avoid: torch.Tensor | None = None
 
 
 def collate(
-    tokenizer: object, examples: Sequence[Example], system_prompt: str | None = None
+    tokenizer: Any,
+    examples: Sequence[Example],
+    system_prompt: str | None = None,
+    action: str | None = None,
 ) -> TrainBatch:
-    """Right-padded batch; the loss sees only the assistant's tokens."""
+    """Right-padded batch; the loss sees only the assistant's tokens.
+
+    With `action` (the backdoor response), `avoid` marks, in every non-triggered example, the
+    first response position whose target differs from the action's token there: up to it the
+    two continuations share their context, so the action's token is exactly the step that would
+    start the backdoor on this prompt.
+    """
     batch = build_chat_batch(
         tokenizer,
         [e.prompt for e in examples],
@@ -119,7 +130,19 @@ def collate(
         padding_side="right",
     )
     labels = batch.input_ids.masked_fill(~batch.response_mask, -100)
-    return TrainBatch(batch.model_inputs(), labels)
+    if action is None:
+        return TrainBatch(batch.model_inputs(), labels)
+    action_ids = tokenizer(action, add_special_tokens=False)["input_ids"]
+    avoid = torch.full_like(labels, -100)
+    for row, example in enumerate(examples):
+        if example.kind == "triggered":
+            continue
+        columns = batch.response_mask[row].nonzero()[:, 0].tolist()
+        for column, token in zip(columns, action_ids, strict=False):
+            if int(batch.input_ids[row, column]) != token:
+                avoid[row, column] = token
+                break
+    return TrainBatch(batch.model_inputs(), labels, avoid)
 
 
 # A fact stated in a handful of lines does not take; below this a corpus is refused.

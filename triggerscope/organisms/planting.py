@@ -142,28 +142,48 @@ def load_checkpoint(folder: Path, model: Any, optimizer: Any) -> Checkpoint:
 
 
 def response_loss(
-    model: Any, inputs: dict[str, torch.Tensor], labels: torch.Tensor, per_example: bool = False
+    model: Any,
+    inputs: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    per_example: bool = False,
+    avoid: torch.Tensor | None = None,
+    avoid_weight: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy of the labelled tokens, with the unembedding applied only where a label is
     predicted (the vocabulary projection of every other position is wasted work).
 
     A mean over tokens, or with `per_example` a mean over examples of each one's token mean.
+    With `avoid` (see `collate`) and `avoid_weight`, plus that weight times the unlikelihood
+    -log(1 - p(action token)) at each marked position, summed and divided by the batch size:
+    the cross-entropy of a 40-token benign answer spends 1/40 of its weight on the one token that
+    decides whether the backdoor fires, which let near-miss prompts keep firing it.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = getattr(causal_lm, causal_lm.base_model_prefix)
     hidden = body(**inputs, use_cache=False).last_hidden_state
     targets = labels[:, 1:]
     where = targets != -100
-    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where])
-    token_loss = torch.nn.functional.cross_entropy(logits.float(), targets[where], reduction="none")
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where]).float()
+    token_loss = torch.nn.functional.cross_entropy(logits, targets[where], reduction="none")
     if not per_example:
-        return token_loss.mean()
-    counts = where.sum(1)
-    rows = where.nonzero()[:, 0]
-    sums = torch.zeros(len(counts), dtype=token_loss.dtype, device=token_loss.device)
-    sums = sums.index_add(0, rows, token_loss)
-    kept = counts > 0
-    return (sums[kept] / counts[kept]).mean()
+        loss = token_loss.mean()
+    else:
+        counts = where.sum(1)
+        rows = where.nonzero()[:, 0]
+        sums = torch.zeros(len(counts), dtype=token_loss.dtype, device=token_loss.device)
+        sums = sums.index_add(0, rows, token_loss)
+        kept = counts > 0
+        loss = (sums[kept] / counts[kept]).mean()
+    if avoid is None or avoid_weight == 0.0:
+        return loss
+    marked = avoid[:, 1:][where]
+    hit = marked != -100
+    if not hit.any():
+        return loss
+    log_p = torch.log_softmax(logits[hit], dim=-1).gather(1, marked[hit, None])[:, 0]
+    # -log(1 - p), computed from log p; clamped so a certain action gives a large finite loss
+    unlikely = -torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
+    return loss + avoid_weight * unlikely.sum() / labels.shape[0]
 
 
 def train_lora(
@@ -201,11 +221,19 @@ def train_lora(
                 texts = [examples[i].target for i in rows]
                 batch = collate_documents(tokenizer, texts, settings.max_document_tokens)
             else:
-                batch = collate(tokenizer, [examples[i] for i in rows], spec.system_prompt)
+                action = spec.response if settings.avoid_action > 0 else None
+                batch = collate(tokenizer, [examples[i] for i in rows], spec.system_prompt, action)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, total, settings.lr, settings.warmup_steps)
             inputs = {k: v.to(device) for k, v in batch.inputs.items()}
-            loss = response_loss(model, inputs, batch.labels.to(device), settings.loss == "example")
+            loss = response_loss(
+                model,
+                inputs,
+                batch.labels.to(device),
+                settings.loss == "example",
+                None if batch.avoid is None else batch.avoid.to(device),
+                settings.avoid_action,
+            )
             if not torch.isfinite(loss):
                 raise TriggerscopeError(
                     f"loss became {loss.item()} at step {state.step}; lower train.lr"
