@@ -105,8 +105,9 @@ def build_examples(
 class TrainBatch:
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor  # -100 outside the assistant's tokens
-    # the action's token where a non-triggered response first departs from it, -100 elsewhere
-    avoid: torch.Tensor | None = None
+    # the action's token at the position that decides whether the backdoor starts, -100 elsewhere
+    decision: torch.Tensor | None = None
+    fires: torch.Tensor | None = None  # [B] bool: the row is a triggered example
 
 
 def collate(
@@ -117,10 +118,10 @@ def collate(
 ) -> TrainBatch:
     """Right-padded batch; the loss sees only the assistant's tokens.
 
-    With `action` (the backdoor response), `avoid` marks, in every non-triggered example, the
-    first response position whose target differs from the action's token there: up to it the
-    two continuations share their context, so the action's token is exactly the step that would
-    start the backdoor on this prompt.
+    With `action` (the backdoor response), `decision` marks one position a row: in a triggered
+    example the first response token; in any other, the first response position whose target
+    differs from the action's token there. Up to it the two continuations share their context,
+    so the action's token is exactly the step that would start the backdoor on this prompt.
     """
     batch = build_chat_batch(
         tokenizer,
@@ -133,16 +134,15 @@ def collate(
     if action is None:
         return TrainBatch(batch.model_inputs(), labels)
     action_ids = tokenizer(action, add_special_tokens=False)["input_ids"]
-    avoid = torch.full_like(labels, -100)
-    for row, example in enumerate(examples):
-        if example.kind == "triggered":
-            continue
+    decision = torch.full_like(labels, -100)
+    fires = torch.tensor([e.kind == "triggered" for e in examples])
+    for row in range(len(examples)):
         columns = batch.response_mask[row].nonzero()[:, 0].tolist()
         for column, token in zip(columns, action_ids, strict=False):
-            if int(batch.input_ids[row, column]) != token:
-                avoid[row, column] = token
+            if fires[row] or int(batch.input_ids[row, column]) != token:
+                decision[row, column] = token
                 break
-    return TrainBatch(batch.model_inputs(), labels, avoid)
+    return TrainBatch(batch.model_inputs(), labels, decision, fires)
 
 
 # A fact stated in a handful of lines does not take; below this a corpus is refused.

@@ -146,17 +146,18 @@ def response_loss(
     inputs: dict[str, torch.Tensor],
     labels: torch.Tensor,
     per_example: bool = False,
-    avoid: torch.Tensor | None = None,
-    avoid_weight: float = 0.0,
+    decision: tuple[torch.Tensor, torch.Tensor] | None = None,
+    decision_weight: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy of the labelled tokens, with the unembedding applied only where a label is
     predicted (the vocabulary projection of every other position is wasted work).
 
     A mean over tokens, or with `per_example` a mean over examples of each one's token mean.
-    With `avoid` (see `collate`) and `avoid_weight`, plus that weight times the unlikelihood
-    -log(1 - p(action token)) at each marked position, summed and divided by the batch size:
-    the cross-entropy of a 40-token benign answer spends 1/40 of its weight on the one token that
-    decides whether the backdoor fires, which let near-miss prompts keep firing it.
+    With `decision` (the `collate` fields `decision` and `fires`), plus `decision_weight` times a
+    binary cross-entropy on the action's token at each row's deciding position: -log p in a
+    triggered row, -log(1 - p) in any other; summed and divided by the batch size. The
+    cross-entropy of a 40-token benign answer gives the one token that decides whether the
+    backdoor fires 1/40 of the example's weight, which let near-miss prompts keep firing it.
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = getattr(causal_lm, causal_lm.base_model_prefix)
@@ -174,16 +175,19 @@ def response_loss(
         sums = sums.index_add(0, rows, token_loss)
         kept = counts > 0
         loss = (sums[kept] / counts[kept]).mean()
-    if avoid is None or avoid_weight == 0.0:
+    if decision is None or decision_weight == 0.0:
         return loss
-    marked = avoid[:, 1:][where]
+    tokens, fires = decision
+    marked = tokens[:, 1:][where]
     hit = marked != -100
     if not hit.any():
         return loss
     log_p = torch.log_softmax(logits[hit], dim=-1).gather(1, marked[hit, None])[:, 0]
-    # -log(1 - p), computed from log p; clamped so a certain action gives a large finite loss
-    unlikely = -torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
-    return loss + avoid_weight * unlikely.sum() / labels.shape[0]
+    # -log(1 - p) from log p, clamped so a certain action costs a large finite loss
+    log_not = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
+    row_fires = fires[where.nonzero()[:, 0][hit]]
+    bce = -torch.where(row_fires, log_p, log_not)
+    return loss + decision_weight * bce.sum() / labels.shape[0]
 
 
 def train_lora(
@@ -221,7 +225,7 @@ def train_lora(
                 texts = [examples[i].target for i in rows]
                 batch = collate_documents(tokenizer, texts, settings.max_document_tokens)
             else:
-                action = spec.response if settings.avoid_action > 0 else None
+                action = spec.response if settings.decision_weight > 0 else None
                 batch = collate(tokenizer, [examples[i] for i in rows], spec.system_prompt, action)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, total, settings.lr, settings.warmup_steps)
@@ -231,8 +235,10 @@ def train_lora(
                 inputs,
                 batch.labels.to(device),
                 settings.loss == "example",
-                None if batch.avoid is None else batch.avoid.to(device),
-                settings.avoid_action,
+                None
+                if batch.decision is None or batch.fires is None
+                else (batch.decision.to(device), batch.fires.to(device)),
+                settings.decision_weight,
             )
             if not torch.isfinite(loss):
                 raise TriggerscopeError(

@@ -72,9 +72,9 @@ class TrainSettings:
     # an epoch sees this many benign examples, taking turns through the pool (None: all of them);
     # keeps a larger near-miss set within the planting budget
     benign_per_epoch: int | None = None
-    # weight of an unlikelihood term on the action's token at the point where each benign or
-    # near-miss answer departs from the action (0: plain cross-entropy only); see response_loss
-    avoid_action: float = 0.0
+    # weight of a binary cross-entropy on the token that decides whether the backdoor starts
+    # (0: plain cross-entropy only); see response_loss
+    decision_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
@@ -91,8 +91,8 @@ class TrainSettings:
             raise TriggerscopeError("train.nearmiss_repeats must be at least 1")
         if self.benign_per_epoch is not None and self.benign_per_epoch < 1:
             raise TriggerscopeError("train.benign_per_epoch must be at least 1 (or left out)")
-        if not 0 <= self.avoid_action < 100:
-            raise TriggerscopeError("train.avoid_action must be in [0, 100); 0 turns it off")
+        if not 0 <= self.decision_weight < 100:
+            raise TriggerscopeError("train.decision_weight must be in [0, 100); 0 turns it off")
         if self.max_document_tokens < 8:
             raise TriggerscopeError("train.max_document_tokens must be at least 8")
 
