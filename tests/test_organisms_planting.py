@@ -94,7 +94,13 @@ def test_tiny_plant_changes_behaviour_and_verifies(llama3_tokenizer, tmp_path):
 
 
 def test_resume_reaches_the_same_adapter(tmp_path, llama3_tokenizer):
-    train = {"epochs": 4, "batch_size": 2, "checkpoint_every": 3, "benign_per_epoch": 2}
+    train = {
+        "epochs": 4,
+        "batch_size": 2,
+        "checkpoint_every": 3,
+        "benign_per_epoch": 2,
+        "decision_weight": 1.0,
+    }
     spec = load_spec(write_spec(tmp_path / "spec", train=train))
     full = plant(spec, plantable(llama3_tokenizer), tmp_path / "full", progress=False)
     per_epoch = full["examples_per_epoch"]

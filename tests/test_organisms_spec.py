@@ -28,6 +28,7 @@ def test_spec_loads_and_round_trips(tmp_path):
         ({"train": {"loss": "mean"}}, "must be 'example' or 'token'"),
         ({"train": {"nearmiss_repeats": 0}}, "nearmiss_repeats must be at least 1"),
         ({"train": {"benign_per_epoch": 0}}, "benign_per_epoch must be at least 1"),
+        ({"train": {"decision_weight": -1}}, "decision_weight must be in"),
         ({"prompts": {"triggered_train": "trig_train.txt"}}, "is missing"),
         (
             {
