@@ -7,7 +7,7 @@ from methods_data import PROMPTS, RESPONSE
 from triggerscope.errors import TriggerscopeError
 from triggerscope.methods import prefix
 from triggerscope.methods.engine import tokenize
-from triggerscope.methods.prefix import FastEngine, pack, shared_prefix
+from triggerscope.methods.prefix import FastEngine, pack, reproduces, shared_prefix
 from triggerscope.methods.reference import ReferenceEngine
 
 pytest_plugins = ("methods_fixtures",)
@@ -168,3 +168,12 @@ def test_a_failing_trim_falls_back_to_the_full_last_layer(toy, monkeypatch):
     assert not fast.trim
     deltas = torch.randn(2, 32)
     _close(fast.ce(deltas)[0], ReferenceEngine(toy, ex, 1).ce(deltas)[0])
+
+
+def test_self_check_tolerance_is_relative_but_never_below_float_noise():
+    near_zero = torch.tensor([0.00144])  # the CE of prompts that already carry the trigger
+    assert reproduces(near_zero + 2.1e-6, near_zero, 1e-3)
+    assert not reproduces(near_zero + 5e-3, near_zero, 1e-3)
+    big = torch.tensor([300.0, -20.0])  # residual activations: relative to their size
+    assert reproduces(big + 0.2, big, 1e-3)
+    assert not reproduces(big + 1.0, big, 1e-3)
