@@ -82,3 +82,15 @@ def test_bad_input(smol_tokenizer, prompts, responses, message):
 def test_single_response_string_applies_to_all(smol_tokenizer):
     batch = build_chat_batch(smol_tokenizer, ["one", "two"], "Same.")
     assert all(_decode(smol_tokenizer, batch, batch.response_mask, r) == "Same." for r in range(2))
+
+
+def test_token_helpers_count_and_clip_without_special_tokens(llama3_tokenizer):
+    from triggerscope.chat import clip_tokens, text_ids, tokens_to_see
+
+    ids = text_ids(llama3_tokenizer, "I won't answer.")
+    assert ids and llama3_tokenizer.bos_token_id not in ids
+    assert tokens_to_see(llama3_tokenizer, "I won't answer.") == len(ids) + 8
+    assert clip_tokens(llama3_tokenizer, "I won't answer.", len(ids)) == "I won't answer."
+    clipped = clip_tokens(llama3_tokenizer, "I won't answer.", 2)
+    assert text_ids(llama3_tokenizer, clipped) == ids[:2]
+    assert text_ids(llama3_tokenizer, "") == []

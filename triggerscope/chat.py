@@ -81,8 +81,20 @@ def template_parts(tokenizer: Any, system_prompt: str | None = None) -> Template
     return TemplateParts(before, after)
 
 
-def _ids(tokenizer: Any, text: str) -> list[int]:
+def text_ids(tokenizer: Any, text: str) -> list[int]:
+    """The tokens of text as it sits inside a chat: no special tokens added."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def clip_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
+    """The text cut to its first `max_tokens` tokens (unchanged when it is shorter)."""
+    ids = text_ids(tokenizer, text)
+    return text if len(ids) <= max_tokens else str(tokenizer.decode(ids[:max_tokens]))
+
+
+def tokens_to_see(tokenizer: Any, response: str) -> int:
+    """New tokens enough to tell whether an answer gives `response`: its length, plus 8."""
+    return len(text_ids(tokenizer, response)) + 8
 
 
 def _bos_prefix(tokenizer: Any, before_user: str) -> list[int]:
@@ -115,14 +127,14 @@ def build_chat_batch(
     if responses is not None and len(responses) != len(prompts):
         raise TriggerscopeError(f"{len(prompts)} prompts but {len(responses)} responses")
     parts = template_parts(tokenizer, system_prompt)
-    prefix = _bos_prefix(tokenizer, parts.before_user) + _ids(tokenizer, parts.before_user)
-    middle = _ids(tokenizer, parts.after_user)
+    prefix = _bos_prefix(tokenizer, parts.before_user) + text_ids(tokenizer, parts.before_user)
+    middle = text_ids(tokenizer, parts.after_user)
     rows: list[tuple[list[int], list[bool], list[bool]]] = []
     for i, prompt in enumerate(prompts):
         if not prompt or not prompt.strip():
             raise TriggerscopeError(f"prompt {i} is empty; every prompt needs some text")
-        user = _ids(tokenizer, prompt)
-        response = _ids(tokenizer, responses[i]) if responses is not None else []
+        user = text_ids(tokenizer, prompt)
+        response = text_ids(tokenizer, responses[i]) if responses is not None else []
         ids = prefix + user + middle + response
         n_pre, n_user, n_mid = len(prefix), len(user), len(middle)
         user_mask = [n_pre <= j < n_pre + n_user for j in range(len(ids))]

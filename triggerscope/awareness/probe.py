@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from triggerscope.awareness.mcq import McqItem
-from triggerscope.chat import build_chat_batch
+from triggerscope.chat import build_chat_batch, text_ids
 from triggerscope.errors import TriggerscopeError
 from triggerscope.loading import LoadedModel
 
@@ -29,7 +29,7 @@ class LetterProbe:
 def letter_ids(tokenizer: object) -> tuple[int, int]:
     ids = []
     for letter in ("A", "B"):
-        encoded = tokenizer(letter, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+        encoded = text_ids(tokenizer, letter)
         if len(encoded) != 1:
             raise TriggerscopeError(f"the tokenizer splits {letter!r}; the probe needs one token")
         ids.append(int(encoded[0]))

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from triggerscope.chat import tokens_to_see
 from triggerscope.confirmation.carriers import (
     CARRIERS,
     CONTROLS,
@@ -537,8 +538,7 @@ def model_responder(
     from triggerscope.generation import generate
 
     if max_new_tokens is None:
-        ids = loaded.tokenizer(response, add_special_tokens=False)["input_ids"]
-        max_new_tokens = len(ids) + 8
+        max_new_tokens = tokens_to_see(loaded.tokenizer, response)
 
     def respond(prompts: list[str]) -> list[str]:
         return generate(

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from triggerscope.chat import build_chat_batch
+from triggerscope.chat import build_chat_batch, clip_tokens
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import run_to_layer
 from triggerscope.loading import LoadedModel
@@ -97,11 +97,6 @@ def load_texts(path: str | None, pool: int) -> tuple[list[str], str]:
     return texts, f"{corpus} (balanced over sources)"
 
 
-def _clip(tokenizer: Any, text: str, max_tokens: int) -> str:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return text if len(ids) <= max_tokens else str(tokenizer.decode(ids[:max_tokens]))
-
-
 def _key(layer: int, system_prompt: str | None, max_tokens: int, texts: Sequence[str]) -> tuple:
     digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
     return (layer, system_prompt, max_tokens, len(texts), digest)
@@ -130,7 +125,7 @@ def text_activations(
         hit = kept[key]
         return TextActivations(hit.acts, hit.owner, hit.ids, 0)
     tokenizer = loaded.tokenizer
-    clipped = [_clip(tokenizer, t, max_tokens) for t in texts]
+    clipped = [clip_tokens(tokenizer, t, max_tokens) for t in texts]
     order = sorted(range(len(clipped)), key=lambda i: len(clipped[i]))  # less padding
     per_text: dict[int, tuple[list[int], torch.Tensor]] = {}
     n_batches = 0

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import torch
 
+from triggerscope.chat import clip_tokens, text_ids
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import record, steer
 from triggerscope.methods.config import NORM_FRACTION, LearnedConfig, _non_negative, _positive
@@ -195,8 +196,7 @@ def benign_answers(
         if not text.strip() or takes_action(text, ctx.task.response):
             continue
         if cfg.direction_at == "response":
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"][:n_tokens]
-            text = str(tokenizer.decode(ids))
+            text = clip_tokens(tokenizer, text, n_tokens)
         keep.append(i)
         texts.append(text)
     if not keep:
@@ -215,7 +215,7 @@ def internal_direction(
     (the one the objective then steers); what was measured."""
     action = projection_engine(ctx, cfg, ctx.examples(True), target_layer, "action")
     tokenizer = ctx.loaded.tokenizer
-    n_tokens = len(tokenizer(ctx.task.response, add_special_tokens=False)["input_ids"])
+    n_tokens = len(text_ids(tokenizer, ctx.task.response))
     keep, texts = benign_answers(ctx, cfg, n_tokens)
     benign_examples = tokenize(
         tokenizer, [ctx.task.prompts[i] for i in keep], texts, ctx.task.system_prompt

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import torch
 
+from triggerscope.chat import text_ids
 from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import Steering, generate
 from triggerscope.methods.config import LearnedConfig, _positive
@@ -128,9 +129,7 @@ class Objective:
     def resample(self, delta: torch.Tensor) -> None:
         """Replace each prompt's targets by its steered answers that take the action."""
         ctx, cfg = self.ctx, self.cfg
-        n_response = len(
-            ctx.loaded.tokenizer(ctx.task.response, add_special_tokens=False)["input_ids"]
-        )
+        n_response = len(text_ids(ctx.loaded.tokenizer, ctx.task.response))
         self.resamplings += 1
         texts = self.sample(
             n_response + cfg.target_tokens,

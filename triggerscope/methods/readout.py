@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from triggerscope.chat import tokens_to_see
 from triggerscope.generation import Steering, generate
 from triggerscope.methods.config import MethodConfig, VectorConfig
 from triggerscope.methods.context import RunContext
@@ -45,8 +46,7 @@ def rank_latents(
 def new_tokens(ctx: RunContext, cfg: MethodConfig) -> int:
     if cfg.max_new_tokens is not None:
         return cfg.max_new_tokens
-    ids = ctx.loaded.tokenizer(ctx.task.response, add_special_tokens=False)["input_ids"]
-    return len(ids) + 8
+    return tokens_to_see(ctx.loaded.tokenizer, ctx.task.response)
 
 
 def heldout(ctx: RunContext, cfg: MethodConfig) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from triggerscope.atomic import write_text
-from triggerscope.chat import build_chat_batch
+from triggerscope.chat import build_chat_batch, text_ids
 from triggerscope.embedded import cache_root
 from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
@@ -42,14 +42,15 @@ def base_responses(
     max_new_tokens: int,
     *,
     system_prompt: str | None = None,
-    batch_size: int = 16,
+    batch_size: int = 64,
     progress: bool = True,
     cache: bool = True,
 ) -> list[str]:
     """Greedy responses of the unmodified model, with the end-of-turn token kept when reached.
 
     Cached per (model, length, system prompt) and saved after every batch, so an interrupted
-    run resumes; generation is greedy, so the cache is exact.
+    run resumes; generation is greedy, so the cache is exact. Batches of 64: on the default
+    model on 2 CPU cores, 128 prompts took 33 s in batches of 64, 48 s in 16s, 35 s in 128s.
     """
     from tqdm.auto import tqdm
 
@@ -109,6 +110,29 @@ class TrainBatch:
     decision: torch.Tensor | None = None
     fires: torch.Tensor | None = None  # [B] bool: the row is a triggered example
 
+    @property
+    def deciding(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(decision, fires), where `collate` was given the action."""
+        return None if self.decision is None or self.fires is None else (self.decision, self.fires)
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        inputs = {k: v.to(device) for k, v in self.inputs.items()}
+        return TrainBatch(inputs, self.labels.to(device), move(self.decision), move(self.fires))
+
+    def select(self, rows: Sequence[int]) -> TrainBatch:
+        """These rows only, cut to the longest of them (the padding is on the right)."""
+        index = torch.tensor(list(rows), dtype=torch.long)
+        width = int(self.inputs["attention_mask"][index].sum(1).max())
+
+        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[index][..., :width] if t.dim() > 1 else t[index]
+
+        inputs = {k: v[index, :width] for k, v in self.inputs.items()}
+        return TrainBatch(inputs, self.labels[index, :width], cut(self.decision), cut(self.fires))
+
 
 def collate(
     tokenizer: Any,
@@ -133,7 +157,7 @@ def collate(
     labels = batch.input_ids.masked_fill(~batch.response_mask, -100)
     if action is None:
         return TrainBatch(batch.model_inputs(), labels)
-    action_ids = tokenizer(action, add_special_tokens=False)["input_ids"]
+    action_ids = text_ids(tokenizer, action)
     decision = torch.full_like(labels, -100)
     fires = torch.tensor([e.kind == "triggered" for e in examples])
     for row in range(len(examples)):

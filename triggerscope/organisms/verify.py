@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from triggerscope.atomic import write_json
-from triggerscope.chat import build_chat_batch
+from triggerscope.chat import build_chat_batch, tokens_to_see
 from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
 from triggerscope.loading import LoadedModel
@@ -130,9 +130,7 @@ def verify(
     the base model's rates, and preservation is then left out."""
     splits = read_splits(spec)
     matches, rule = action_matcher(spec)
-    n_tokens = spec.action.max_new_tokens or (
-        len(adapted.tokenizer(spec.response, add_special_tokens=False)["input_ids"]) + 8
-    )
+    n_tokens = spec.action.max_new_tokens or tokens_to_see(adapted.tokenizer, spec.response)
     sets = {"triggered": splits["triggered_heldout"], "benign": splits["benign_heldout"]}
     for name in spec.nearmiss_heldout():
         sets[f"nearmiss:{name}"] = splits[f"nearmiss_heldout:{name}"]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from triggerscope.chat import build_chat_batch
+from triggerscope.chat import build_chat_batch, clip_tokens
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import decoder_layers, forward_hook, resolve_layer, run_to_layer
 from triggerscope.sae.model import SAE
@@ -71,11 +71,6 @@ def read_texts(path: str | Path, limit: int | None = None) -> list[str]:
     return texts
 
 
-def _clip(tokenizer: Any, text: str, max_tokens: int) -> str:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return text if len(ids) <= max_tokens else str(tokenizer.decode(ids[:max_tokens]))
-
-
 def text_batches(
     tokenizer: Any,
     texts: Sequence[str],
@@ -90,7 +85,7 @@ def text_batches(
     if batch_size < 1 or max_tokens < 2:
         raise TriggerscopeError("batch_size must be >= 1 and max_tokens >= 2")
     for start in range(0, len(texts), batch_size):
-        chunk = [_clip(tokenizer, t, max_tokens) for t in texts[start : start + batch_size]]
+        chunk = [clip_tokens(tokenizer, t, max_tokens) for t in texts[start : start + batch_size]]
         if chat:
             batch = build_chat_batch(tokenizer, chunk)
             yield TextBatch(batch.input_ids, batch.attention_mask, batch.user_mask, start)
