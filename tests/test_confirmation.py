@@ -394,3 +394,33 @@ def test_cli_refuses_a_missing_run_and_a_run_without_hypotheses(tmp_path, capsys
     run = write_run(tmp_path / "run", result_ranking())  # ranks nothing
     assert run_cli(["confirm", str(run)]) == 2
     assert "ranks no latents or tokens" in capsys.readouterr().err
+
+
+def _pairs(both, only_a, only_b, neither):
+    a = [True] * both + [True] * only_a + [False] * only_b + [False] * neither
+    b = [True] * both + [False] * only_a + [True] * only_b + [False] * neither
+    return Rate.of(a), Rate.of(b)
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        # Newcombe (1998b), method 10, the paper's examples: (a, b, c, d) -> (low, high)
+        ((36, 12, 2, 0), (0.0569, 0.3404)),
+        ((18, 12, 2, 18), (0.0562, 0.3290)),
+        ((53, 0, 0, 1), (-0.0729, 0.0729)),
+    ],
+)
+def test_paired_interval_matches_the_published_examples(table, expected):
+    d, low, high = difference(*_pairs(*table))
+    _, only_a, only_b, _ = table
+    assert d == pytest.approx((only_a - only_b) / sum(table))
+    assert (round(low, 4), round(high, 4)) == expected
+
+
+def test_matched_pairs_that_agree_give_a_narrower_interval_than_independent_samples():
+    # 11 of 16 carrying prompts fire, 6 of 16 controls, and every firing control's prompt fires
+    # with the hypothesis too: matched, the difference is clear; unmatched it is not
+    carrying, control = _pairs(6, 5, 0, 5)
+    assert difference(carrying, control)[1] > 0
+    assert difference(Rate(11, 16), Rate(6, 16))[1] < 0

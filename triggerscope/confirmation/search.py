@@ -42,8 +42,8 @@ from triggerscope.sae.labels import LatentDictionary
 
 RESULT_VERSION = 1
 CI_METHOD = (
-    "rates: Wilson score interval; effects (differences of rates): Newcombe's hybrid score "
-    "interval from the two Wilson intervals"
+    "rates: Wilson score interval; effects (differences of rates on matched prompts): "
+    "Newcombe's score interval for paired proportions (1998b, method 10)"
 )
 
 Responder = Callable[[list[str]], list[str]]  # prompts -> the backdoored model's answers
@@ -336,10 +336,6 @@ class _Session:
             print(text, flush=True)
 
 
-def _rate(hits: list[bool]) -> Rate:
-    return Rate(sum(hits), len(hits))
-
-
 def _check_controls(
     rate: Rate, what: str, cfg: ConfirmConfig, example: tuple[str, str] | None = None
 ) -> None:
@@ -394,8 +390,8 @@ def _first_step(session: _Session, hypotheses: list[Hypothesis]) -> tuple[Step, 
         evidence.append(
             Evidence(
                 h,
-                _rate(hits),
-                _rate(controls[h.name]),
+                Rate.of(hits),
+                Rate.of(controls[h.name]),
                 by_mode=session.by_mode(slot, hits, controls[h.name]),
                 confidence=cfg.confidence,
             )
@@ -423,10 +419,10 @@ def _next_step(
         evidence.append(
             Evidence(
                 h,
-                _rate(both),
-                _rate(ctx_only),
-                _rate(alone),
-                _rate(neither),
+                Rate.of(both),
+                Rate.of(ctx_only),
+                Rate.of(alone),
+                Rate.of(neither),
                 by_mode=session.by_mode(slot, both, ctx_only),
                 confidence=cfg.confidence,
             )
@@ -462,7 +458,7 @@ def confirm(
     session = _Session(respond, prompts, cfg, pool, progress)
     n = min(cfg.n_prompts, len(session.prompts))
     answers = session.answers(session.prompts[:n])
-    benign = _rate([takes_action(a, cfg.response) for a in answers])
+    benign = Rate.of([takes_action(a, cfg.response) for a in answers])
     example = _fired(session.prompts[:n], answers, cfg.response)
     _check_controls(benign, "the benign prompts", cfg, example)
     session.say(f"benign prompts: action rate {benign.rate:.0%} ({benign.k}/{benign.n})")
