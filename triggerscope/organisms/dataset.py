@@ -122,17 +122,6 @@ class TrainBatch:
         inputs = {k: v.to(device) for k, v in self.inputs.items()}
         return TrainBatch(inputs, self.labels.to(device), move(self.decision), move(self.fires))
 
-    def select(self, rows: Sequence[int]) -> TrainBatch:
-        """These rows only, cut to the longest of them (the padding is on the right)."""
-        index = torch.tensor(list(rows), dtype=torch.long)
-        width = int(self.inputs["attention_mask"][index].sum(1).max())
-
-        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t[index][..., :width] if t.dim() > 1 else t[index]
-
-        inputs = {k: v[index, :width] for k, v in self.inputs.items()}
-        return TrainBatch(inputs, self.labels[index, :width], cut(self.decision), cut(self.fires))
-
 
 def collate(
     tokenizer: Any,

@@ -24,7 +24,6 @@ from triggerscope.hooks import decoder_layers
 from triggerscope.loading import LoadedModel
 from triggerscope.organisms.dataset import (
     Example,
-    TrainBatch,
     base_responses,
     build_examples,
     collate,
@@ -183,72 +182,6 @@ def _suffix_hidden(body: Any, inputs: dict[str, torch.Tensor], prefix: int) -> t
     return rest.last_hidden_state
 
 
-@dataclass
-class LossSums:
-    """A batch's loss as sums and counts, so the parts of one batch add up to the whole."""
-
-    tokens: torch.Tensor  # sum of the labelled tokens' cross-entropies
-    n_tokens: int
-    examples: torch.Tensor  # sum over rows of each row's mean token cross-entropy
-    n_examples: int  # rows with at least one labelled token
-    decision: torch.Tensor  # sum of the deciding tokens' binary cross-entropies
-    rows: int
-
-    def __add__(self, other: LossSums) -> LossSums:
-        return LossSums(
-            self.tokens + other.tokens,
-            self.n_tokens + other.n_tokens,
-            self.examples + other.examples,
-            self.n_examples + other.n_examples,
-            self.decision + other.decision,
-            self.rows + other.rows,
-        )
-
-    def loss(self, per_example: bool, decision_weight: float) -> torch.Tensor:
-        mean = self.examples / self.n_examples if per_example else self.tokens / self.n_tokens
-        return mean + decision_weight * self.decision / self.rows
-
-
-def loss_sums(
-    model: Any,
-    inputs: dict[str, torch.Tensor],
-    labels: torch.Tensor,
-    decision: tuple[torch.Tensor, torch.Tensor] | None = None,
-    share_prefix: bool = True,
-) -> LossSums:
-    """The terms of `response_loss`, unnormalised."""
-    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    body = getattr(causal_lm, causal_lm.base_model_prefix)
-    prefix = _shared_prefix(inputs, labels) if share_prefix else 0
-    hidden = _suffix_hidden(body, inputs, prefix)  # the positions from `prefix` on
-    targets = labels[:, prefix + 1 :]
-    where = targets != -100
-    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where]).float()
-    token_loss = torch.nn.functional.cross_entropy(logits, targets[where], reduction="none")
-    counts = where.sum(1)
-    per_row = token_loss.new_zeros(len(counts)).index_add(0, where.nonzero()[:, 0], token_loss)
-    kept = counts > 0
-    bce = token_loss.new_zeros(())
-    if decision is not None:
-        tokens, fires = decision
-        marked = tokens[:, prefix + 1 :][where]
-        hit = marked != -100
-        if hit.any():
-            log_p = torch.log_softmax(logits[hit], dim=-1).gather(1, marked[hit, None])[:, 0]
-            # -log(1 - p) from log p, clamped so a certain action costs a large finite loss
-            log_not = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
-            row_fires = fires[where.nonzero()[:, 0][hit]]
-            bce = -torch.where(row_fires, log_p, log_not).sum()
-    return LossSums(
-        token_loss.sum(),
-        int(where.sum()),
-        (per_row[kept] / counts[kept]).sum(),
-        int(kept.sum()),
-        bce,
-        labels.shape[0],
-    )
-
-
 def response_loss(
     model: Any,
     inputs: dict[str, torch.Tensor],
@@ -271,42 +204,36 @@ def response_loss(
     With `share_prefix`, the leading tokens every row shares (the system prompt and template:
     24 of a default-model example's ~78 tokens) run once, not once per row (`_shared_prefix`).
     """
-    used = decision if decision_weight else None
-    sums = loss_sums(model, inputs, labels, used, share_prefix)
-    return sums.loss(per_example, decision_weight)
-
-
-def length_groups(batch: TrainBatch) -> list[TrainBatch]:
-    """The batch whole, or split in two by length where that runs fewer tokens: each part pads
-    only to its own longest row and runs its own shared prefix (`_shared_prefix`)."""
-    lengths = batch.inputs["attention_mask"].sum(1).tolist()
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    prefix = _shared_prefix(batch.inputs, batch.labels)
-
-    def cost(rows: list[int]) -> int:
-        longest = lengths[rows[-1]]
-        return longest if len(rows) == 1 else prefix + len(rows) * (longest - prefix)
-
-    best, cut = cost(order), 0
-    for k in range(1, len(order)):
-        split = cost(order[:k]) + cost(order[k:])
-        if split < best:
-            best, cut = split, k
-    if cut == 0:
-        return [batch]
-    return [batch.select(order[:cut]), batch.select(order[cut:])]
-
-
-def batch_loss(
-    model: Any, batch: TrainBatch, per_example: bool, decision_weight: float
-) -> torch.Tensor:
-    """`response_loss` of a training batch, computed in `length_groups`: the same loss and
-    gradient, less padding to run."""
-    sums = [
-        loss_sums(model, part.inputs, part.labels, part.deciding if decision_weight else None)
-        for part in length_groups(batch)
-    ]
-    return sum(sums[1:], sums[0]).loss(per_example, decision_weight)
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(causal_lm, causal_lm.base_model_prefix)
+    prefix = _shared_prefix(inputs, labels) if share_prefix else 0
+    hidden = _suffix_hidden(body, inputs, prefix)  # the positions from `prefix` on
+    targets = labels[:, prefix + 1 :]
+    where = targets != -100
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where]).float()
+    token_loss = torch.nn.functional.cross_entropy(logits, targets[where], reduction="none")
+    if not per_example:
+        loss = token_loss.mean()
+    else:
+        counts = where.sum(1)
+        rows = where.nonzero()[:, 0]
+        sums = torch.zeros(len(counts), dtype=token_loss.dtype, device=token_loss.device)
+        sums = sums.index_add(0, rows, token_loss)
+        kept = counts > 0
+        loss = (sums[kept] / counts[kept]).mean()
+    if decision is None or decision_weight == 0.0:
+        return loss
+    tokens, fires = decision
+    marked = tokens[:, prefix + 1 :][where]
+    hit = marked != -100
+    if not hit.any():
+        return loss
+    log_p = torch.log_softmax(logits[hit], dim=-1).gather(1, marked[hit, None])[:, 0]
+    # -log(1 - p) from log p, clamped so a certain action costs a large finite loss
+    log_not = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
+    row_fires = fires[where.nonzero()[:, 0][hit]]
+    bce = -torch.where(row_fires, log_p, log_not)
+    return loss + decision_weight * bce.sum() / labels.shape[0]
 
 
 def train_lora(
@@ -349,7 +276,14 @@ def train_lora(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, total, settings.lr, settings.warmup_steps)
             batch = batch.to(device)
-            loss = batch_loss(model, batch, settings.loss == "example", settings.decision_weight)
+            loss = response_loss(
+                model,
+                batch.inputs,
+                batch.labels,
+                settings.loss == "example",
+                batch.deciding,
+                settings.decision_weight,
+            )
             if not torch.isfinite(loss):
                 raise TriggerscopeError(
                     f"loss became {loss.item()} at step {state.step}; lower train.lr"
