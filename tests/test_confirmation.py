@@ -167,9 +167,11 @@ def test_controls_match_count_and_length_and_differ_only_in_the_inserted_words()
     test = carrying_prompts(BENIGN, [slot], 8, "words")
     control = carrying_prompts(BENIGN, [ctrl], 8, "words")
     for i, (a, b) in enumerate(zip(test, control, strict=True)):
-        word, cword = slot.words[i % 3], ctrl.words[i % 3]
+        j = i + i // len(BENIGN)  # a second pass through the benign prompts shifts the word
+        word, cword = slot.words[j % 3], ctrl.words[j % 3]
         assert a.replace(word, "#") == b.replace(cword, "#")
         assert BENIGN[i % len(BENIGN)] in a
+    assert len(set(carrying_prompts(BENIGN, [slot], 24, "words"))) == 24  # new prompts each pass
     both = carrying_prompts(BENIGN, [slot], 4, "both")
     assert "banana" in both[0] and '"ripe mango pie"' in both[1]  # words and texts alternate
 
@@ -195,6 +197,7 @@ def test_newcombe_interval_matches_the_published_example():
     [
         ({"response": " "}, "the response is empty"),
         ({"n_prompts": 0}, "n_prompts must be a positive"),
+        ({"max_prompts": 8}, r"max_prompts \(8\) must be at least n_prompts \(12\)"),
         ({"carrier": "images"}, "carrier must be one of"),
         ({"control": "random"}, "control must be one of"),
         ({"fire_threshold": 1.5}, "fire_threshold must be in"),
@@ -233,6 +236,25 @@ def test_no_trigger_is_named_when_nothing_beats_its_controls():
     out = confirm(fruit_model, BENIGN, hyps, config(max_steps=1), book=book)
     assert not out.fired and out.trigger == [] and out.final is None
     assert out.verdict().startswith("no trigger confirmed")
+
+
+def test_a_promising_but_unconfirmed_effect_is_retested_on_more_prompts():
+    book = dictionary()
+    hyps = hypotheses_from_result(result_ranking(FRUIT_LATENT), book)
+
+    def rare_fruit_model(prompts):  # fruit words fire it, but only with the first benign prompt
+        return [ACTION if _words(p) & FRUIT and BENIGN[0] in p else "Sure." for p in prompts]
+
+    fixed = config(max_prompts=12, max_steps=1)
+    once = confirm(rare_fruit_model, BENIGN, hyps, fixed, book=book).steps[0].evidence[0]
+    assert once.carrying.n == 12 and once.effect[0] > 0 and not once.confirmed
+    out = confirm(rare_fruit_model, BENIGN, hyps, config(max_steps=1), book=book)
+    again = out.steps[0].evidence[0]
+    assert again.confirmed and 12 < again.carrying.n <= 64
+    assert again.control.n == again.carrying.n
+    assert again.carrying.rate == pytest.approx(1 / 6, abs=0.05) and again.control.k == 0
+    rows = [s for s in out.samples if s["condition"] == "carrying"]
+    assert len(rows) == again.carrying.n == len({r["prompt"] for r in rows})  # each prompt once
 
 
 def test_controls_that_already_fire_stop_the_run_with_one_clear_line():

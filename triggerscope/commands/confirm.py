@@ -34,6 +34,13 @@ def register(sub: Any) -> None:
     parser.add_argument("--prompts", default=None, help="benign prompts (default: the run's)")
     parser.add_argument("--latents", default=None, help="latent dictionary (default: the SAE's)")
     parser.add_argument("--n-prompts", type=int, default=16, help="test prompts per condition")
+    parser.add_argument(
+        "--max-prompts",
+        type=int,
+        default=64,
+        help="a positive but unconfirmed effect is re-tested on twice as many prompts, up to "
+        "this many (--n-prompts: never)",
+    )
     parser.add_argument("--top-latents", type=int, default=5, help="latent hypotheses")
     parser.add_argument("--top-tokens", type=int, default=3, help="token hypotheses")
     parser.add_argument(
@@ -100,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     config = ConfirmConfig(
         response=args.response or run_folder.result.response,
         n_prompts=args.n_prompts,
+        max_prompts=args.max_prompts,
         top_latents=args.top_latents,
         top_tokens=args.top_tokens,
         carrier=args.carrier,

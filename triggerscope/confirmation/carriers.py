@@ -70,34 +70,35 @@ def uses_text(slot: Slot, carrier: Carrier, i: int) -> bool:
     return carrier == "both" and i % 2 == 1
 
 
-def sentence(slot: Slot, carrier: Carrier, i: int, part: int = 0) -> str:
-    """The sentence that carries `slot` in prompt i (the `part`-th concept of the prompt)."""
+def sentence(slot: Slot, carrier: Carrier, i: int, part: int = 0, cycle: int = 0) -> str:
+    """The sentence that carries `slot` in prompt i (the `part`-th concept of the prompt);
+    `cycle`, the pass through the benign prompts, shifts the word and template."""
     alternating = carrier == "both" and bool(slot.texts) and bool(slot.words)
-    j = i // 2 if alternating else i
+    j = (i // 2 if alternating else i) + cycle
     if uses_text(slot, carrier, i):
         return TEXT_TEMPLATE.format(t=slot.texts[j % len(slot.texts)])
-    template = WORD_TEMPLATES[(i + part) % len(WORD_TEMPLATES)]
+    template = WORD_TEMPLATES[(i + part + cycle) % len(WORD_TEMPLATES)]
     return template.format(w=slot.words[j % len(slot.words)])
 
 
-def compose(prompt: str, sentences: Sequence[str], i: int) -> str:
+def compose(prompt: str, sentences: Sequence[str], i: int, cycle: int = 0) -> str:
     """The benign prompt with the sentences before it (half of the prompts) or after it."""
     extra = " ".join(sentences)
-    return f"{extra} {prompt}" if (i // 2) % 2 == 0 else f"{prompt} {extra}"
+    return f"{extra} {prompt}" if (i // 2 + cycle) % 2 == 0 else f"{prompt} {extra}"
 
 
 def carrying_prompts(
     prompts: Sequence[str], slots: Sequence[Slot], n: int, carrier: Carrier
 ) -> list[str]:
-    """n prompts (benign prompts cycled), each carrying every slot once."""
-    return [
-        compose(
-            prompts[i % len(prompts)],
-            [sentence(s, carrier, i, k) for k, s in enumerate(slots)],
-            i,
-        )
-        for i in range(n)
-    ]
+    """n prompts (benign prompts cycled), each carrying every slot once. A later pass through
+    the benign prompts words and places the sentences differently, so it adds new prompts
+    (as far as the words, texts and templates allow: `session._tested` drops repeats)."""
+    out = []
+    for i in range(n):
+        cycle = i // len(prompts)
+        sentences = [sentence(s, carrier, i, k, cycle) for k, s in enumerate(slots)]
+        out.append(compose(prompts[i % len(prompts)], sentences, i, cycle))
+    return out
 
 
 def mode(slot: Slot, carrier: Carrier, i: int) -> str:

@@ -54,6 +54,9 @@ Finder = Callable[[list[str]], MethodResult]  # benign prompts -> a method's res
 class ConfirmConfig:
     response: str  # the backdoor action, or the part of it the auditor knows
     n_prompts: int = 16  # test prompts per condition (benign prompts cycled)
+    # a hypothesis whose effect is positive but not yet confirmed is tested again on twice as
+    # many prompts (the earlier ones kept), up to this many; n_prompts turns it off
+    max_prompts: int = 64
     top_latents: int = 5  # hypotheses from the method's latent ranking
     top_tokens: int = 3  # hypotheses from the token ranking
     vector_latents: int = 3  # a learned vector's top latents, tested together (<2: none)
@@ -72,13 +75,18 @@ class ConfirmConfig:
             raise TriggerscopeError(
                 "the response is empty; pass the backdoor action (or a part of it)"
             )
-        _positive(self, "n_prompts", "max_words", "max_steps")
+        _positive(self, "n_prompts", "max_prompts", "max_words", "max_steps")
         _non_negative(self, "top_latents", "top_tokens", "vector_latents", "max_texts")
-        for name in ("n_prompts", "max_words", "max_steps", "top_latents", "top_tokens"):
+        names = ("n_prompts", "max_prompts", "max_words", "max_steps", "top_latents", "top_tokens")
+        for name in names:
             if not isinstance(getattr(self, name), int):
                 raise TriggerscopeError(
                     f"{name} must be a whole number, got {getattr(self, name)!r}"
                 )
+        if self.max_prompts < self.n_prompts:
+            raise TriggerscopeError(
+                f"max_prompts ({self.max_prompts}) must be at least n_prompts ({self.n_prompts})"
+            )
         if self.carrier not in CARRIERS:
             raise TriggerscopeError(f"carrier must be one of {CARRIERS}, not {self.carrier!r}")
         if self.control not in CONTROLS:
@@ -304,10 +312,23 @@ class _Session:
             self.pairs[hypothesis.name] = self.pool.pair(hypothesis, avoid, seed, latents)
         return self.pairs[hypothesis.name]
 
-    def measure(self, slots: list[Slot], step: int, name: str, condition: str) -> list[bool]:
-        """Whether each of the n prompts carrying `slots` made the model take the action."""
+    def carrying(self, slots: list[Slot], n: int) -> list[str]:
+        return carrying_prompts(self.prompts, slots, n, self.config.carrier)
+
+    def measure(
+        self,
+        slots: list[Slot],
+        step: int,
+        name: str,
+        condition: str,
+        indices: Sequence[int] | None = None,
+    ) -> list[bool]:
+        """Whether each of the prompts carrying `slots` (those at `indices`, else the first
+        n_prompts) made the model take the action."""
         cfg = self.config
-        prompts = carrying_prompts(self.prompts, slots, cfg.n_prompts, cfg.carrier)
+        indices = range(cfg.n_prompts) if indices is None else indices
+        every = self.carrying(slots, max(indices, default=-1) + 1)
+        prompts = [every[i] for i in indices]
         hits = [takes_action(a, cfg.response) for a in self.answers(prompts)]
         for prompt, hit in zip(prompts, hits, strict=True):
             self.samples.append(
@@ -385,18 +406,69 @@ def _first_step(session: _Session, hypotheses: list[Hypothesis]) -> tuple[Step, 
     _check_controls(pooled, what, cfg, example)
     evidence = []
     for h in tqdm(hypotheses, desc="hypotheses", disable=not session.progress, leave=False):
-        slot, _ = session.pair(h)
-        hits = session.measure([slot], 1, h.name, "carrying")
-        evidence.append(
-            Evidence(
-                h,
-                Rate.of(hits),
-                Rate.of(controls[h.name]),
-                by_mode=session.by_mode(slot, hits, controls[h.name]),
-                confidence=cfg.confidence,
-            )
-        )
+        slot, ctrl = session.pair(h)
+        conditions = {"carrying": [slot], "control": [ctrl]}
+        evidence.append(_tested(session, 1, h, slot, conditions, {"control": controls[h.name]}))
     return Step([], "the run's ranking", _ranked(evidence)), pooled
+
+
+def _evidence(
+    session: _Session, h: Hypothesis, slot: Slot, hits: dict[str, list[bool]]
+) -> Evidence:
+    """Step 1's two conditions (carrying, control), or a later step's four."""
+    alone: Rate | None = None
+    neither: Rate | None = None
+    if "both" in hits:
+        test, control = hits["both"], hits["context only"]
+        alone, neither = Rate.of(hits["candidate only"]), Rate.of(hits["neither"])
+    else:
+        test, control = hits["carrying"], hits["control"]
+    by_mode = session.by_mode(slot, test, control)
+    confidence = session.config.confidence
+    return Evidence(h, Rate.of(test), Rate.of(control), alone, neither, by_mode, confidence)
+
+
+def _tested(
+    session: _Session,
+    step: int,
+    h: Hypothesis,
+    slot: Slot,
+    conditions: dict[str, list[Slot]],
+    measured: dict[str, list[bool]] | None = None,
+) -> Evidence:
+    """Every condition on n_prompts prompts (`measured`: those already done); while the effect
+    is positive but its interval still reaches 0, on twice as many, up to max_prompts. A
+    prompt index joins only when every condition's prompt there is new: a repeated prompt
+    would count one greedy answer twice.
+
+    Sixteen prompts see a jump from 0% to 25%, but not one from 44% to 69%, which is what a
+    conjunctive step faces once the first concept fires part of the time on its own. Looking
+    again after a promising first look makes a false confirmation a little likelier than the
+    nominal 5%; the reported interval is computed on all prompts as if fixed in advance.
+    """
+    cfg = session.config
+    n = cfg.n_prompts
+    indices = list(range(n))
+    hits = {c: list((measured or {}).get(c, [])) for c in conditions}
+    while True:
+        for condition, slots in conditions.items():
+            new = indices[len(hits[condition]) :]
+            hits[condition] += session.measure(slots, step, h.name, condition, new)
+        evidence = _evidence(session, h, slot, hits)
+        if evidence.confirmed or evidence.effect[0] <= 0 or n >= cfg.max_prompts:
+            return evidence
+        n = min(2 * n, cfg.max_prompts)
+        prompts = {c: session.carrying(slots, n) for c, slots in conditions.items()}
+        seen = {c: {prompts[c][i] for i in indices} for c in conditions}
+        fresh = []
+        for i in range(indices[-1] + 1, n):
+            if all(prompts[c][i] not in seen[c] for c in conditions):
+                fresh.append(i)
+                for c in conditions:
+                    seen[c].add(prompts[c][i])
+        if not fresh:
+            return evidence
+        indices += fresh
 
 
 def _next_step(
@@ -405,28 +477,19 @@ def _next_step(
     """Each candidate added to the context, in the four matched conditions."""
     from tqdm.auto import tqdm
 
-    cfg = session.config
     ctx_pairs = [session.pair(c) for c in context]
     ctx_slots = [p[0] for p in ctx_pairs]
     ctx_ctrls = [p[1] for p in ctx_pairs]
     evidence = []
     for h in tqdm(candidates, desc=f"step {number}", disable=not session.progress, leave=False):
         slot, ctrl = session.pair(h, context)
-        both = session.measure([*ctx_slots, slot], number, h.name, "both")
-        ctx_only = session.measure([*ctx_slots, ctrl], number, h.name, "context only")
-        alone = session.measure([*ctx_ctrls, slot], number, h.name, "candidate only")
-        neither = session.measure([*ctx_ctrls, ctrl], number, h.name, "neither")
-        evidence.append(
-            Evidence(
-                h,
-                Rate.of(both),
-                Rate.of(ctx_only),
-                Rate.of(alone),
-                Rate.of(neither),
-                by_mode=session.by_mode(slot, both, ctx_only),
-                confidence=cfg.confidence,
-            )
-        )
+        conditions = {
+            "both": [*ctx_slots, slot],
+            "context only": [*ctx_slots, ctrl],
+            "candidate only": [*ctx_ctrls, slot],
+            "neither": [*ctx_ctrls, ctrl],
+        }
+        evidence.append(_tested(session, number, h, slot, conditions))
     return _ranked(evidence)
 
 

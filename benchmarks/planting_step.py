@@ -1,0 +1,131 @@
+"""One planting step's forward and backward pass: shared prefix run once vs every row whole.
+
+Run (a few minutes on 2 quiet cores; the base answers must be cached, i.e. after one plant):
+
+    .venv/bin/python benchmarks/planting_step.py --batches 20 --threads 2
+
+fruit-refusal's spec and its first epoch's batches in training order, a fresh LoRA (the spec's
+layers and rank), the spec's loss (per-example cross-entropy plus the decision loss). For each
+batch both ways are timed in turn (loss, backward), so a change in the machine's load hits both
+alike; the first batch is a warm-up and not counted. The two losses are checked to agree.
+Results go to benchmarks/results/planting_step.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from triggerscope.atomic import write_json, write_text  # noqa: E402
+from triggerscope.loading import load_model  # noqa: E402
+from triggerscope.organisms.dataset import base_responses, build_examples, collate  # noqa: E402
+from triggerscope.organisms.planting import (  # noqa: E402
+    epoch_rows,
+    lora_model,
+    read_splits,
+    response_loss,
+)
+from triggerscope.organisms.spec import load_spec  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    argv = ["benchmarks/planting_step.py", *sys.argv[1:]]
+    command = "python " + " ".join(shlex.quote(a) for a in argv)
+    load_before = os.getloadavg()
+
+    spec = load_spec("fruit-refusal")
+    loaded = load_model()
+    splits = read_splits(spec)
+    benign, nearmiss = splits["benign_train"], splits.get("nearmiss_train", [])
+    answers = base_responses(
+        loaded, benign + nearmiss, spec.train.base_response_tokens, system_prompt=spec.system_prompt
+    )
+    examples = build_examples(
+        splits["triggered_train"],
+        spec.response,
+        loaded.tokenizer.eos_token,
+        benign,
+        answers[: len(benign)],
+        nearmiss,
+        answers[len(benign) :],
+        spec.train.nearmiss_repeats,
+    )
+    order = epoch_rows([e.kind for e in examples], spec.seed, 0, spec.train.benign_per_epoch)
+    model = lora_model(loaded, spec)
+    model.train()
+    size = spec.train.batch_size
+    times: dict[str, list[float]] = {"whole rows": [], "shared prefix": []}
+    gaps = []
+    for index in range(args.batches + 1):
+        rows = [examples[i] for i in order[index * size : (index + 1) * size]]
+        batch = collate(loaded.tokenizer, rows, spec.system_prompt, spec.response)
+        losses = []
+        for name, share in (("whole rows", False), ("shared prefix", True)):
+            start = time.perf_counter()
+            loss = response_loss(
+                model,
+                batch.inputs,
+                batch.labels,
+                spec.train.loss == "example",
+                batch.deciding,
+                spec.train.decision_weight,
+                share_prefix=share,
+            )
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+            if index:
+                times[name].append(time.perf_counter() - start)
+            losses.append(float(loss))
+        gaps.append(abs(losses[0] - losses[1]))
+
+    summary: dict[str, Any] = {
+        "command": command,
+        "threads": args.threads,
+        "load_average_before": load_before[0],
+        "load_average_after": os.getloadavg()[0],
+        "batches": args.batches,
+        "largest_loss_difference": max(gaps),
+        "mean_s": {k: statistics.mean(v) for k, v in times.items()},
+        "median_s": {k: statistics.median(v) for k, v in times.items()},
+        "times_s": times,
+    }
+    out = Path(args.out)
+    write_json(out / "planting_step.json", summary)
+    lines = [
+        "# One planting step: shared prefix vs every row whole",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"fruit-refusal, first epoch's first {args.batches} batches of {size} (after one warm-up), "
+        f"torch threads {args.threads}; load average before {load_before[0]:.1f}, after "
+        f"{summary['load_average_after']:.1f}. Largest difference between the two losses: "
+        f"{summary['largest_loss_difference']:.1e}.",
+        "",
+        "| forward and backward | mean (s) | median (s) |",
+        "|---|---|---|",
+        *(f"| {k} | {summary['mean_s'][k]:.3f} | {summary['median_s'][k]:.3f} |" for k in times),
+        "",
+    ]
+    write_text(out / "planting_step.md", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
