@@ -92,7 +92,7 @@ def main() -> None:
             model.zero_grad(set_to_none=True)
             if index:
                 times[name].append(time.perf_counter() - start)
-            losses.append(float(loss))
+            losses.append(loss.item())
         gaps.append(abs(losses[0] - losses[1]))
 
     summary: dict[str, Any] = {
