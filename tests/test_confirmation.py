@@ -253,6 +253,10 @@ def test_a_promising_but_unconfirmed_effect_is_retested_on_more_prompts():
     assert again.confirmed and 12 < again.carrying.n <= 64
     assert again.control.n == again.carrying.n
     assert again.carrying.rate == pytest.approx(1 / 6, abs=0.05) and again.control.k == 0
+    modes = again.by_mode
+    assert modes["words"]["n"] + modes["texts"]["n"] == again.carrying.n
+    texts = [s for s in out.samples if s["condition"] == "carrying" and "passage" in s["prompt"]]
+    assert modes["texts"]["n"] == len(texts)  # split by each prompt's own index
     rows = [s for s in out.samples if s["condition"] == "carrying"]
     assert len(rows) == again.carrying.n == len({r["prompt"] for r in rows})  # each prompt once
 

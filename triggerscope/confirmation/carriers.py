@@ -92,7 +92,7 @@ def carrying_prompts(
 ) -> list[str]:
     """n prompts (benign prompts cycled), each carrying every slot once. A later pass through
     the benign prompts words and places the sentences differently, so it adds new prompts
-    (as far as the words, texts and templates allow: `session._tested` drops repeats)."""
+    (as far as the words, texts and templates allow: `search._tested` drops repeats)."""
     out = []
     for i in range(n):
         cycle = i // len(prompts)

@@ -343,9 +343,18 @@ class _Session:
             )
         return hits
 
-    def by_mode(self, slot: Slot, hits: list[bool], control: list[bool]) -> dict[str, dict]:
+    def by_mode(
+        self,
+        slot: Slot,
+        hits: list[bool],
+        control: list[bool],
+        indices: Sequence[int] | None = None,
+    ) -> dict[str, dict]:
+        """The action rates split by how prompt i carried the slot (`indices`: each outcome's
+        prompt index, when not 0, 1, 2, ...)."""
         out: dict[str, dict[str, int]] = {}
-        for i, (hit, ctl) in enumerate(zip(hits, control, strict=True)):
+        where = range(len(hits)) if indices is None else indices
+        for i, hit, ctl in zip(where, hits, control, strict=True):
             row = out.setdefault(mode(slot, self.config.carrier, i), {"k": 0, "control_k": 0})
             row["k"] += hit
             row["control_k"] += ctl
@@ -413,7 +422,11 @@ def _first_step(session: _Session, hypotheses: list[Hypothesis]) -> tuple[Step, 
 
 
 def _evidence(
-    session: _Session, h: Hypothesis, slot: Slot, hits: dict[str, list[bool]]
+    session: _Session,
+    h: Hypothesis,
+    slot: Slot,
+    hits: dict[str, list[bool]],
+    indices: Sequence[int],
 ) -> Evidence:
     """Step 1's two conditions (carrying, control), or a later step's four."""
     alone: Rate | None = None
@@ -423,7 +436,7 @@ def _evidence(
         alone, neither = Rate.of(hits["candidate only"]), Rate.of(hits["neither"])
     else:
         test, control = hits["carrying"], hits["control"]
-    by_mode = session.by_mode(slot, test, control)
+    by_mode = session.by_mode(slot, test, control, indices)
     confidence = session.config.confidence
     return Evidence(h, Rate.of(test), Rate.of(control), alone, neither, by_mode, confidence)
 
@@ -454,7 +467,7 @@ def _tested(
         for condition, slots in conditions.items():
             new = indices[len(hits[condition]) :]
             hits[condition] += session.measure(slots, step, h.name, condition, new)
-        evidence = _evidence(session, h, slot, hits)
+        evidence = _evidence(session, h, slot, hits, indices)
         if evidence.confirmed or evidence.effect[0] <= 0 or n >= cfg.max_prompts:
             return evidence
         n = min(2 * n, cfg.max_prompts)
