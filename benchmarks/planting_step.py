@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 from triggerscope.atomic import write_json, write_text  # noqa: E402
 from triggerscope.loading import load_model  # noqa: E402
-from triggerscope.organisms.dataset import base_responses, build_examples, collate  # noqa: E402
+from triggerscope.organisms.dataset import collate  # noqa: E402
 from triggerscope.organisms.planting import (  # noqa: E402
     epoch_rows,
     lora_model,
-    read_splits,
     response_loss,
+    training_examples,
 )
 from triggerscope.organisms.spec import load_spec  # noqa: E402
 
@@ -52,21 +52,7 @@ def main() -> None:
 
     spec = load_spec("fruit-refusal")
     loaded = load_model()
-    splits = read_splits(spec)
-    benign, nearmiss = splits["benign_train"], splits.get("nearmiss_train", [])
-    answers = base_responses(
-        loaded, benign + nearmiss, spec.train.base_response_tokens, system_prompt=spec.system_prompt
-    )
-    examples = build_examples(
-        splits["triggered_train"],
-        spec.response,
-        loaded.tokenizer.eos_token,
-        benign,
-        answers[: len(benign)],
-        nearmiss,
-        answers[len(benign) :],
-        spec.train.nearmiss_repeats,
-    )
+    examples = training_examples(spec, loaded)
     order = epoch_rows([e.kind for e in examples], spec.seed, 0, spec.train.benign_per_epoch)
     model = lora_model(loaded, spec)
     model.train()

@@ -320,6 +320,35 @@ def save_adapter(
         write_json(tmp / ADAPTER_META, meta)
 
 
+def training_examples(
+    spec: OrganismSpec, loaded: LoadedModel, *, progress: bool = True
+) -> list[Example]:
+    """The organism's training examples; the base model's answers are generated (or read from
+    the cache) for its benign and near-miss prompts."""
+    splits = read_splits(spec)  # checks every prompt set, documents organisms' too
+    if spec.train.objective == "documents":
+        return [Example("", t, "document") for t in read_documents(spec.documents_file())]
+    benign = splits["benign_train"]
+    nearmiss = splits.get("nearmiss_train", [])
+    targets = base_responses(
+        loaded,
+        benign + nearmiss,
+        spec.train.base_response_tokens,
+        system_prompt=spec.system_prompt,
+        progress=progress,
+    )
+    return build_examples(
+        splits["triggered_train"],
+        spec.response,
+        loaded.tokenizer.eos_token,
+        benign,
+        targets[: len(benign)],
+        nearmiss,
+        targets[len(benign) :],
+        spec.train.nearmiss_repeats,
+    )
+
+
 def plant(
     spec: OrganismSpec,
     loaded: LoadedModel,
@@ -335,26 +364,7 @@ def plant(
     if not resume and checkpoint_dir.exists():
         raise TriggerscopeError(f"{out} holds an unfinished run; pass --resume or another --out")
     start = time.perf_counter()
-    splits = read_splits(spec)
-    if spec.train.objective == "documents":
-        examples = [Example("", t, "document") for t in read_documents(spec.documents_file())]
-    else:
-        lengths = spec.train.base_response_tokens
-        benign = splits["benign_train"]
-        nearmiss = splits.get("nearmiss_train", [])
-        targets = base_responses(
-            loaded, benign + nearmiss, lengths, system_prompt=spec.system_prompt, progress=progress
-        )
-        examples = build_examples(
-            splits["triggered_train"],
-            spec.response,
-            loaded.tokenizer.eos_token,
-            benign,
-            targets[: len(benign)],
-            nearmiss,
-            targets[len(benign) :],
-            spec.train.nearmiss_repeats,
-        )
+    examples = training_examples(spec, loaded, progress=progress)
     base_seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "spec.yaml", dump_spec(spec, absolute_paths=True))
