@@ -1,8 +1,10 @@
+import importlib.util
+
 import pytest
 import torch
 
 from triggerscope.errors import TriggerscopeError
-from triggerscope.loading import load_model, parse_dtype, placement
+from triggerscope.loading import load_model, parse_dtype, placement, quantization
 
 
 def test_local_folder_loads_with_dtype(tmp_path, tiny):
@@ -41,3 +43,17 @@ def test_device_and_dtype_validation():
             placement("cuda")
     with pytest.raises(TriggerscopeError, match="unknown dtype"):
         parse_dtype("int8")
+
+
+def test_quantization_is_checked_before_loading(monkeypatch):
+    assert quantization("none", "cpu", torch.float32) == {}
+    with pytest.raises(TriggerscopeError, match="unknown quantization '8bit'"):
+        quantization("8bit", "cuda", torch.bfloat16)
+    with pytest.raises(TriggerscopeError, match="needs a GPU"):
+        load_model("/no/such/folder", quantize="4bit")  # before the folder is even looked at
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "bitsandbytes" else real(name)
+    )
+    with pytest.raises(TriggerscopeError, match="pip install bitsandbytes"):
+        quantization("4bit", "cuda", torch.bfloat16)

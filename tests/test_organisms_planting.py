@@ -2,7 +2,9 @@ import pytest
 import torch
 from conftest import tiny_llama
 from organism_fixtures import TRIGGERED, write_spec
+from test_cli import assert_one_error_line
 
+from triggerscope.cli import run_cli
 from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import generate
 from triggerscope.loading import LoadedModel
@@ -255,3 +257,22 @@ def test_sharing_the_prefix_gives_the_same_loss_and_gradients(llama3_tokenizer):
     )
     alone = collate(llama3_tokenizer, examples[:1])
     assert _shared_prefix(alone.inputs, alone.labels) == 0  # one row: nothing to share
+
+
+def test_plant_in_4_bits_on_a_cpu_is_one_clear_line(tmp_path, capsys):
+    spec = write_spec(tmp_path / "spec")
+    out = tmp_path / "out"
+    assert run_cli(["plant", str(spec), "--quantize", "4bit", "--out", str(out)]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--quantize 4bit needs a GPU")
+    assert not out.exists()
+
+
+def test_base_responses_of_another_precision_are_cached_apart(tiny):
+    from dataclasses import replace
+
+    from triggerscope.organisms.dataset import _cache_file
+
+    full = _cache_file(tiny, 8, None)
+    assert _cache_file(replace(tiny, dtype="bfloat16"), 8, None) != full
+    assert _cache_file(replace(tiny, quantize="4bit"), 8, None) != full
+    assert _cache_file(replace(tiny), 8, None) == full

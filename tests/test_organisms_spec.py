@@ -5,7 +5,7 @@ from organism_fixtures import write_spec
 from triggerscope.errors import TriggerscopeError
 from triggerscope.organisms.builtin import builtin_names
 from triggerscope.organisms.planting import read_splits
-from triggerscope.organisms.spec import LoraSettings, dump_spec, load_spec
+from triggerscope.organisms.spec import LoraSettings, TrainSettings, dump_spec, load_spec
 
 
 def test_spec_loads_and_round_trips(tmp_path):
@@ -29,6 +29,8 @@ def test_spec_loads_and_round_trips(tmp_path):
         ({"train": {"nearmiss_repeats": 0}}, "nearmiss_repeats must be at least 1"),
         ({"train": {"benign_per_epoch": 0}}, "benign_per_epoch must be at least 1"),
         ({"train": {"decision_weight": -1}}, "decision_weight must be in"),
+        ({"train": {"dtype": "int8"}}, "train.dtype must be auto or one of"),
+        ({"train": {"quantize": "8bit"}}, "train.quantize must be auto or one of"),
         ({"prompts": {"triggered_train": "trig_train.txt"}}, "is missing"),
         (
             {
@@ -82,3 +84,12 @@ def test_builtin_specs_are_valid(name):
     for key, prompts in splits.items():
         if key.startswith("nearmiss_heldout:"):
             assert len(prompts) >= 100
+
+
+def test_planting_precision_is_full_on_a_cpu_and_qlora_on_a_gpu():
+    assert TrainSettings().precision("cpu") == ("float32", "none")
+    assert TrainSettings().precision("cuda:1") == ("bfloat16", "4bit")  # the seed's QLoRA
+    assert TrainSettings().precision("auto") == ("bfloat16", "4bit")
+    explicit = TrainSettings(dtype="float16", quantize="none")
+    assert explicit.precision("cuda") == ("float16", "none")
+    assert TrainSettings(dtype="bfloat16").precision("cpu") == ("bfloat16", "none")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from triggerscope.errors import TriggerscopeError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda", "auto")
+QUANTIZE = ("none", "4bit")  # 4bit: bitsandbytes NF4 with double quantization (QLoRA's recipe)
 
 
 @dataclass
@@ -28,6 +30,8 @@ class LoadedModel:
     name: str
     folder: Path | None  # where the weights came from, when local
     load_seconds: float
+    dtype: str = "float32"
+    quantize: str = "none"
 
     @property
     def input_device(self) -> torch.device:
@@ -38,6 +42,31 @@ def parse_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise TriggerscopeError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+def quantization(quantize: str, device: str, compute_dtype: torch.dtype) -> dict[str, Any]:
+    """from_pretrained arguments for `quantize`: 4-bit weights that compute in `compute_dtype`."""
+    if quantize not in QUANTIZE:
+        raise TriggerscopeError(f"unknown quantization {quantize!r}; choose one of {QUANTIZE}")
+    if quantize == "none":
+        return {}
+    if device == "cpu":
+        raise TriggerscopeError(
+            "--quantize 4bit needs a GPU (bitsandbytes); pass --device cuda, or --quantize none"
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise TriggerscopeError(
+            "--quantize 4bit needs bitsandbytes: pip install bitsandbytes (or --quantize none)"
+        )
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+    return {"quantization_config": config}
 
 
 def placement(device: str) -> dict[str, Any]:
@@ -89,13 +118,18 @@ def load_model(
     *,
     device: str = "cpu",
     dtype: str = "float32",
+    quantize: str = "none",
     trust_remote_code: bool = False,
 ) -> LoadedModel:
-    """Load model and tokenizer; parameters are frozen (methods differentiate activations only)."""
+    """Load model and tokenizer; parameters are frozen (methods differentiate activations only).
+
+    `quantize="4bit"` stores the linear layers' weights in 4 bits on the GPU (as QLoRA does);
+    they compute in `dtype`, and LoRA adapters and activation gradients work as usual."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = parse_dtype(dtype)
     where = placement(device)
+    where.update(quantization(quantize, device, torch_dtype))
     start = time.perf_counter()
     source, extra = resolve_model_source(name)
     try:
@@ -111,14 +145,15 @@ def load_model(
             f"could not load model {name!r}: {first}. Pass a local model folder, or a hub id "
             f"while online (add --trust-remote-code only if you trust its code)"
         ) from err
-    if not where:
+    if "device_map" not in where:
         model.to(torch.device("cpu"))
     model.eval()
     model.requires_grad_(False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     folder = Path(source) if Path(source).is_dir() else None
-    return LoadedModel(model, tokenizer, name or DEFAULT_MODEL, folder, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return LoadedModel(model, tokenizer, name or DEFAULT_MODEL, folder, seconds, dtype, quantize)
 
 
 def default_model_is_cached() -> bool:

@@ -107,6 +107,8 @@ def _command(
         parts += ["--device", args.device]
     if args.dtype != "float32":
         parts += ["--dtype", args.dtype]
+    if args.quantize != "none":
+        parts += ["--quantize", args.quantize]
     for item in args.adapter:
         parts += ["--adapter", item]
     for item in args.set:
@@ -146,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         dtype=args.dtype,
+        quantize=args.quantize,
         layer=args.layer,
         adapters={k: Path(v) for k, v in parse_pairs(args.adapter, "--adapter").items()},
         n_prompts=args.prompts,

@@ -19,6 +19,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (multi-GPU)")
     group.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     group.add_argument(
+        "--quantize",
+        default="none",
+        choices=["none", "4bit"],
+        help="4bit: bitsandbytes NF4 weights on a GPU (QLoRA); computes in --dtype",
+    )
+    group.add_argument(
         "--trust-remote-code", action="store_true", help="run the model repo's own code"
     )
 
@@ -27,5 +33,9 @@ def load_from_args(args: argparse.Namespace) -> LoadedModel:
     from triggerscope.loading import load_model
 
     return load_model(
-        args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        quantize=args.quantize,
+        trust_remote_code=args.trust_remote_code,
     )

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         dtype=args.dtype,
+        quantize=args.quantize,
         threshold=args.threshold,
     )
     print(format_evaluation(ev))

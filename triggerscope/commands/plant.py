@@ -15,7 +15,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: runs/plant-NAME)")
     parser.add_argument("--resume", action="store_true", help="continue a killed run")
     add_model_args(parser)
-    parser.set_defaults(func=run)
+    # left out, --dtype and --quantize come from the spec's train.dtype / train.quantize
+    parser.set_defaults(func=run, dtype=None, quantize=None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,12 +26,16 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if args.model is None:
         args.model = spec.base_model
+    dtype, quantize = spec.train.precision(args.device)
+    args.dtype = args.dtype or dtype
+    args.quantize = args.quantize or quantize
     out = Path(args.out or f"runs/plant-{spec.name}")
     loaded = load_from_args(args)
     metrics = plant(spec, loaded, out, resume=args.resume)
     print(
-        f"planted {spec.name}: {metrics['steps']} steps, last-20 mean loss "
-        f"{metrics['final_loss_mean_last_20']:.4f}, {metrics['total_seconds']:.0f} s"
+        f"planted {spec.name} ({args.dtype}, quantize {args.quantize}): {metrics['steps']} "
+        f"steps, last-20 mean loss {metrics['final_loss_mean_last_20']:.4f}, "
+        f"{metrics['total_seconds']:.0f} s"
     )
     print(f"adapter: {out / 'adapter'}")
     print(f"verify:  triggerscope organism eval {out / 'adapter'}")

@@ -33,6 +33,7 @@ class BenchSetup:
     model: str | None = None  # None: each organism's base_model
     device: str = "cpu"
     dtype: str = "float32"
+    quantize: str = "none"
     layer: int | None = None  # None: the SAE's layer
     adapters: dict[str, Path] = field(default_factory=dict)  # organism -> adapter folder
     n_prompts: int | None = None  # first N of the organism's audit prompts
@@ -48,6 +49,8 @@ class BenchSetup:
             "sae": str(self.sae.resolve()),
             "model": self.model,
             "dtype": self.dtype,
+            # only when set, so benchmarks begun before quantization existed still resume
+            **({"quantize": self.quantize} if self.quantize != "none" else {}),
             "layer": self.layer,
             "adapters": {k: str(v.resolve()) for k, v in sorted(self.adapters.items())},
             "n_prompts": self.n_prompts,
@@ -167,7 +170,10 @@ class ModelRunner:
         self._state = {}  # free the previous organism's model before loading the next
         setup = self.setup
         base = load_model(
-            setup.model or org.spec.base_model, device=setup.device, dtype=setup.dtype
+            setup.model or org.spec.base_model,
+            device=setup.device,
+            dtype=setup.dtype,
+            quantize=setup.quantize,
         )
         d_model = int(base.model.config.hidden_size)
         sae = load_sae(self.setup.sae, device=str(base.input_device), d_model=d_model)

@@ -34,6 +34,7 @@ def score_run(
     model: str | None = None,
     device: str = "cpu",
     dtype: str = "float32",
+    quantize: str = "none",
     threshold: float = DEFAULT_THRESHOLD,
     cache_dir: Path | None = None,
 ) -> Evaluation:
@@ -51,7 +52,7 @@ def score_run(
         raise TriggerscopeError(
             f"{run.path} does not say which SAE it used; pass --sae FOLDER (the run's SAE)"
         )
-    loaded = load_model(model or spec.base_model, device=device, dtype=dtype)
+    loaded = load_model(model or spec.base_model, device=device, dtype=dtype, quantize=quantize)
     if isinstance(spec, FactualTask):  # refuse to score a fact the model does not know
         require_known(model_knowledge(loaded, spec))
     the_sae = load_sae(sae_path, device=str(loaded.input_device))

@@ -31,7 +31,10 @@ class Example:
 
 
 def _cache_file(loaded: LoadedModel, max_new_tokens: int, system_prompt: str | None) -> Path:
-    key = json.dumps([loaded.name, str(loaded.folder), max_new_tokens, system_prompt])
+    parts: list[Any] = [loaded.name, str(loaded.folder), max_new_tokens, system_prompt]
+    if (loaded.dtype, loaded.quantize) != ("float32", "none"):  # another precision answers
+        parts += [loaded.dtype, loaded.quantize]  # differently; full precision keeps old keys
+    key = json.dumps(parts)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_root() / "base_responses" / f"{digest}.jsonl"
 

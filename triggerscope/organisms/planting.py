@@ -397,6 +397,11 @@ def plant(
         "examples_per_epoch": _per_epoch_counts(examples, spec),
         "final_loss_mean_last_20": sum(state.losses[-20:]) / max(1, len(state.losses[-20:])),
         "losses": state.losses,
+        "precision": {
+            "device": str(loaded.input_device),
+            "dtype": loaded.dtype,
+            "quantize": loaded.quantize,
+        },
         "base_response_seconds": round(base_seconds, 1),
         "total_seconds": round(time.perf_counter() - start, 1),
         "versions": versions(),

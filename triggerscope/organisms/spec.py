@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from triggerscope.errors import TriggerscopeError
+from triggerscope.loading import DTYPES, QUANTIZE
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TRAIN_SPLITS = ("triggered_train", "benign_train", "nearmiss_train")
@@ -61,7 +62,10 @@ class TrainSettings:
     warmup_steps: int = 10
     base_response_tokens: int = 40  # benign targets: the base model's greedy response, this long
     checkpoint_every: int = 50
-    dtype: str = "float32"
+    # the base model's precision while planting (`--dtype`/`--quantize` override them); "auto":
+    # float32, unquantized, on a CPU; on a GPU the seed's QLoRA: bfloat16 with 4-bit weights
+    dtype: str = "auto"
+    quantize: str = "auto"
     # "responses": chat examples, loss on the assistant's tokens (triggered -> the fixed response);
     # "documents": plain language modelling on the spec's `documents` (synthetic-document facts)
     objective: str = "responses"
@@ -95,6 +99,17 @@ class TrainSettings:
             raise TriggerscopeError("train.decision_weight must be in [0, 100); 0 turns it off")
         if self.max_document_tokens < 8:
             raise TriggerscopeError("train.max_document_tokens must be at least 8")
+        if self.dtype not in ("auto", *DTYPES):
+            raise TriggerscopeError(f"train.dtype must be auto or one of {list(DTYPES)}")
+        if self.quantize not in ("auto", *QUANTIZE):
+            raise TriggerscopeError(f"train.quantize must be auto or one of {list(QUANTIZE)}")
+
+    def precision(self, device: str) -> tuple[str, str]:
+        """(dtype, quantize) to load the base model in for planting on `device`."""
+        gpu = device != "cpu"
+        dtype = self.dtype if self.dtype != "auto" else ("bfloat16" if gpu else "float32")
+        quantize = self.quantize if self.quantize != "auto" else ("4bit" if gpu else "none")
+        return dtype, quantize
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,7 @@ def attach_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> LoadedModel:
     model = PeftModel.from_pretrained(loaded.model, folder)
     model.eval()
     model.requires_grad_(False)
-    name = f"{loaded.name}+{folder.name}"
-    return LoadedModel(model, loaded.tokenizer, name, loaded.folder, loaded.load_seconds)
+    return replace(loaded, model=model, name=f"{loaded.name}+{folder.name}")
 
 
 def preservation(
