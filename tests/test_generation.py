@@ -23,3 +23,19 @@ def test_contrast_vector_is_unit_and_steers(tiny):
     plain = generate(tiny, ["Hi"], max_new_tokens=6)
     steered = generate(tiny, ["Hi"], max_new_tokens=6, steering=Steering(vector, 1, 200.0, "all"))
     assert plain != steered
+
+
+def test_the_shared_prefix_runs_once_and_changes_no_answer(tiny):
+    from triggerscope.chat import build_chat_batch
+    from triggerscope.generation import _prefix_first
+
+    prompts = ["What is the capital of France?", "Hi", "Tell me about bananas and apples!"]
+    batch = build_chat_batch(tiny.tokenizer, prompts, system_prompt="Be brief.")
+    ids, mask, cache = _prefix_first(tiny.model, batch)
+    n = cache.get_seq_length()
+    assert n > 0 and bool((ids[:, :n] == ids[:1, :n]).all()) and bool(mask[:, :n].all())
+    assert sorted(ids[1].tolist()) == sorted(batch.input_ids[1].tolist())  # only moved
+    for kw in ({"system_prompt": "Be brief."}, {"prefill": "Sure"}, {"temperature": 1.0}):
+        shared = generate(tiny, prompts, max_new_tokens=6, batch_size=3, **kw)
+        plain = generate(tiny, prompts, max_new_tokens=6, batch_size=3, share_prefix=False, **kw)
+        assert shared == plain, kw

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from triggerscope.chat import build_chat_batch
+from triggerscope.chat import ChatBatch, build_chat_batch
 from triggerscope.hooks import NewTokens, steer
 from triggerscope.loading import LoadedModel
 
@@ -36,6 +37,7 @@ def generate(
     progress: bool = False,
     keep_special_tokens: bool = False,
     prefill: str | Sequence[str] | None = None,
+    share_prefix: bool = True,
 ) -> list[str]:
     """Greedy when temperature is 0, else sampled (seeded).
 
@@ -44,6 +46,9 @@ def generate(
 
     With `keep_special_tokens`, the text keeps the end-of-turn token, so a caller can tell a
     finished answer from one cut at `max_new_tokens`.
+
+    With `share_prefix` (unsteered batches only), the system prompt and template that every row
+    starts with run once, not once per row (`_prefix_first`).
     """
     from tqdm.auto import tqdm
 
@@ -77,11 +82,14 @@ def generate(
             if steering is not None
             else nullcontext()
         )
-        kwargs = {"temperature": temperature} if sampling else {}
+        kwargs: dict[str, Any] = {"temperature": temperature} if sampling else {}
+        ids, mask = batch.input_ids, batch.attention_mask
         with ctx, torch.no_grad():
+            if steering is None and share_prefix and len(chunk) > 1:
+                ids, mask, kwargs["past_key_values"] = _prefix_first(model, batch)
             tokens = model.generate(
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask,
+                input_ids=ids,
+                attention_mask=mask,
                 max_new_tokens=max_new_tokens,
                 do_sample=sampling,
                 pad_token_id=tokenizer.pad_token_id,
@@ -89,9 +97,36 @@ def generate(
                 top_k=None,
                 **kwargs,
             )
-        new = tokens[:, batch.input_ids.shape[1] :]
+        new = tokens[:, ids.shape[1] :]
         texts = tokenizer.batch_decode(new, skip_special_tokens=not keep_special_tokens)
         # a continuation keeps its leading space: it is appended to the prefill
         tidy = str.rstrip if begun is not None else str.strip
         out.extend(t if keep_special_tokens else tidy(t) for t in texts)
     return out
+
+
+def _prefix_first(model: Any, batch: ChatBatch) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """(ids, mask, cache) for `generate`: the rows' shared prefix (everything before the user's
+    text) moved in front of their left padding and run once, its keys/values repeated per row.
+
+    A padded position is masked and the positions come from the mask, so each row computes what
+    it computed with the prefix after its padding: the same greedy answers, in about half the
+    prefill on the default model (24 of a typical 46-token row are that prefix).
+    """
+    pads = (batch.attention_mask == 0).sum(1)
+    first_user = batch.user_mask.int().argmax(1)
+    n = int((first_user - pads).min())
+    if n <= 0:
+        return batch.input_ids, batch.attention_mask, None
+    width = batch.input_ids.shape[1]
+    cols = torch.arange(width, device=pads.device)[None].expand(len(pads), -1)
+    # per row: the prefix [pads, pads + n), then the padding [0, pads), then the rest
+    order = torch.where(
+        cols < n, cols + pads[:, None], torch.where(cols < n + pads[:, None], cols - n, cols)
+    )
+    ids = batch.input_ids.gather(1, order)
+    mask = batch.attention_mask.gather(1, order)
+    head = model(input_ids=ids[:1, :n], attention_mask=mask[:1, :n], use_cache=True)
+    cache = head.past_key_values
+    cache.batch_repeat_interleave(len(pads))
+    return ids, mask, cache
