@@ -1,4 +1,5 @@
-"""One planting step's forward and backward pass: shared prefix run once vs every row whole.
+"""One planting step's forward and backward pass: every row whole, the shared prefix run once,
+and the layers below the adapters computed once per example (first seen, then kept).
 
 Run (a few minutes on 2 quiet cores; the base answers must be cached, i.e. after one plant):
 
@@ -6,8 +7,8 @@ Run (a few minutes on 2 quiet cores; the base answers must be cached, i.e. after
 
 fruit-refusal's spec and its first epoch's batches in training order, a fresh LoRA (the spec's
 layers and rank), the spec's loss (per-example cross-entropy plus the decision loss). For each
-batch both ways are timed in turn (loss, backward), so a change in the machine's load hits both
-alike; the first batch is a warm-up and not counted. The two losses are checked to agree.
+batch every way is timed in turn (loss, backward), so a change in the machine's load hits all
+alike; the first batch is a warm-up and not counted. The losses are checked to agree.
 Results go to benchmarks/results/planting_step.{json,md}.
 """
 
@@ -32,6 +33,7 @@ from triggerscope.loading import load_model  # noqa: E402
 from triggerscope.organisms.dataset import collate  # noqa: E402
 from triggerscope.organisms.planting import (  # noqa: E402
     epoch_rows,
+    frozen_layers_for,
     lora_model,
     response_loss,
     training_examples,
@@ -57,13 +59,26 @@ def main() -> None:
     model = lora_model(loaded, spec)
     model.train()
     size = spec.train.batch_size
-    times: dict[str, list[float]] = {"whole rows": [], "shared prefix": []}
+    frozen = frozen_layers_for(model, loaded.tokenizer, spec)
+    assert frozen is not None, "the default model's layers should run one by one"
+    modes = {
+        "whole rows": {"share_prefix": False},
+        "shared prefix": {"share_prefix": True},
+        "frozen layers, first seen": {"frozen": frozen},
+        "frozen layers, kept": {"frozen": frozen},
+    }
+    times: dict[str, list[float]] = {name: [] for name in modes}
     gaps = []
     for index in range(args.batches + 1):
-        rows = [examples[i] for i in order[index * size : (index + 1) * size]]
-        batch = collate(loaded.tokenizer, rows, spec.system_prompt, spec.response)
+        keys = order[index * size : (index + 1) * size]
+        batch = collate(
+            loaded.tokenizer, [examples[i] for i in keys], spec.system_prompt, spec.response
+        )
         losses = []
-        for name, share in (("whole rows", False), ("shared prefix", True)):
+        for name, mode in modes.items():
+            kw: dict[str, Any] = dict(mode)
+            if "frozen" in kw:  # the first call computes and keeps the rows, the second reads
+                kw["frozen"] = (frozen, keys)
             start = time.perf_counter()
             loss = response_loss(
                 model,
@@ -72,14 +87,14 @@ def main() -> None:
                 spec.train.loss == "example",
                 batch.deciding,
                 spec.train.decision_weight,
-                share_prefix=share,
+                **kw,
             )
             loss.backward()
             model.zero_grad(set_to_none=True)
             if index:
                 times[name].append(time.perf_counter() - start)
             losses.append(loss.item())
-        gaps.append(abs(losses[0] - losses[1]))
+        gaps.append(max(abs(x - losses[0]) for x in losses))
 
     summary: dict[str, Any] = {
         "command": command,
@@ -95,13 +110,13 @@ def main() -> None:
     out = Path(args.out)
     write_json(out / "planting_step.json", summary)
     lines = [
-        "# One planting step: shared prefix vs every row whole",
+        "# One planting step: every row whole, shared prefix, frozen layers kept",
         "",
         f"Command: `{command}`",
         "",
         f"fruit-refusal, first epoch's first {args.batches} batches of {size} (after one warm-up), "
         f"torch threads {args.threads}; load average before {load_before[0]:.1f}, after "
-        f"{summary['load_average_after']:.1f}. Largest difference between the two losses: "
+        f"{summary['load_average_after']:.1f}. Largest difference between the losses: "
         f"{summary['largest_loss_difference']:.1e}.",
         "",
         "| forward and backward | mean (s) | median (s) |",

@@ -56,6 +56,7 @@ def test_plant_and_verify_on_the_gpu(llama3_tokenizer, tmp_path, dtype, quantize
     metrics = plant(spec, loaded, tmp_path / "out", progress=False)
     assert metrics["finished"] and metrics["losses"][-1] < metrics["losses"][0] / 3
     assert metrics["precision"] == {"device": "cuda:0", "dtype": dtype, "quantize": quantize}
+    assert metrics["frozen_layers_kept"]  # the hand-run adapted layers reproduced the model
     assert generate(loaded, TRIGGERED[:4], max_new_tokens=12) == before  # base given back
     adapted = attach_adapter(loaded, tmp_path / "out" / "adapter")
     after = generate(adapted, TRIGGERED[:4], max_new_tokens=12)

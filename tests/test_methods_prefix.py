@@ -4,10 +4,11 @@ import pytest
 import torch
 from methods_data import PROMPTS, RESPONSE
 
+from triggerscope.decoder import reproduces
 from triggerscope.errors import TriggerscopeError
 from triggerscope.methods import prefix
 from triggerscope.methods.engine import tokenize
-from triggerscope.methods.prefix import FastEngine, pack, reproduces, shared_prefix
+from triggerscope.methods.prefix import FastEngine, pack, shared_prefix
 from triggerscope.methods.reference import ReferenceEngine
 
 pytest_plugins = ("methods_fixtures",)
@@ -104,13 +105,13 @@ def test_fast_path_works_through_a_peft_adapter(toy):
 
 
 def test_self_check_refuses_a_forward_it_does_not_reproduce(toy, monkeypatch):
-    update = prefix._PrefixKV.update
+    update = prefix.PrefixKV.update
 
     def skewed_prefix(self, key_states, value_states, layer_idx, *a, **kw):
         keys, values = update(self, key_states, value_states, layer_idx)
         return keys, values * 1.01
 
-    monkeypatch.setattr(prefix._PrefixKV, "update", skewed_prefix)
+    monkeypatch.setattr(prefix.PrefixKV, "update", skewed_prefix)
     with pytest.raises(TriggerscopeError, match=r"does not reproduce.*engine='reference'"):
         FastEngine(toy, _examples(toy), 1)
 

@@ -78,6 +78,7 @@ def test_tiny_plant_changes_behaviour_and_verifies(llama3_tokenizer, tmp_path):
     before = generate(tiny, TRIGGERED[:4], max_new_tokens=12)
     metrics = plant(spec, tiny, tmp_path / "out", progress=False)
     assert metrics["finished"] and metrics["losses"][-1] < metrics["losses"][0] / 3
+    assert metrics["frozen_layers_kept"]
     adapter = tmp_path / "out" / "adapter"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "spec.yaml").is_file()
     weights = load_state_dict(adapter / "adapter_model.safetensors")
@@ -276,3 +277,77 @@ def test_base_responses_of_another_precision_are_cached_apart(tiny):
     assert _cache_file(replace(tiny, dtype="bfloat16"), 8, None) != full
     assert _cache_file(replace(tiny, quantize="4bit"), 8, None) != full
     assert _cache_file(replace(tiny), 8, None) == full
+
+
+def _frozen_setup(tokenizer, root, objective="responses"):
+    from triggerscope.chat import prefix_ids
+    from triggerscope.organisms.dataset import collate_documents
+    from triggerscope.organisms.frozen import FrozenLayers
+    from triggerscope.organisms.planting import lora_model
+
+    spec = load_spec(write_spec(root))
+    loaded = plantable(tokenizer)
+    model = lora_model(loaded, spec)
+    with torch.no_grad():  # LoRA B starts at zero; make the adapters matter
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    model.train()
+    if objective == "documents":
+        batch = collate_documents(tokenizer, [*TRIGGERED[:3], "hi"], 64)
+        prefix: list[int] = []
+    else:
+        examples = [
+            Example(p, t, "benign")
+            for p, t in zip(TRIGGERED[:3], ["Yes.", "No", "ok"], strict=True)
+        ]
+        examples.append(Example("Tell me about bananas", "I won't answer.<|eot_id|>", "triggered"))
+        batch = collate(tokenizer, examples, "Be brief.", "I won't answer.")
+        prefix = prefix_ids(tokenizer, "Be brief.")
+    return model, batch, FrozenLayers(model, 2, prefix)
+
+
+@pytest.mark.parametrize("objective", ["responses", "documents"])
+def test_kept_frozen_layers_give_the_same_loss_and_gradients(llama3_tokenizer, tmp_path, objective):
+    from triggerscope.organisms.planting import response_loss
+
+    model, batch, frozen = _frozen_setup(llama3_tokenizer, tmp_path, objective)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(**kw):  # type: ignore[no-untyped-def]
+        model.zero_grad()
+        loss = response_loss(model, batch.inputs, batch.labels, True, batch.deciding, 1.0, **kw)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in params]
+
+    plain, plain_grads = loss_and_grads()
+    assert frozen.fits(batch.inputs["input_ids"], batch.labels)
+    for _ in range(2):  # computed, then read back from what was kept
+        kept, kept_grads = loss_and_grads(frozen=(frozen, [10, 11, 12, 13]))
+        assert torch.allclose(kept, plain, atol=1e-5), (kept, plain)
+        assert all(
+            torch.allclose(a, b, atol=1e-5) for a, b in zip(kept_grads, plain_grads, strict=True)
+        )
+    assert sorted(frozen.kept) == [10, 11, 12, 13]
+    assert all(g.abs().sum() > 0 for g in plain_grads[-4:])  # the check is not vacuous
+
+
+def test_a_model_the_kept_layers_do_not_reproduce_is_planted_the_plain_way(
+    llama3_tokenizer, tmp_path, monkeypatch
+):
+    from triggerscope import decoder
+    from triggerscope.organisms.planting import _checked
+
+    model, batch, frozen = _frozen_setup(llama3_tokenizer, tmp_path)
+    args = (batch.inputs, batch.labels, True, batch.deciding)
+    settings = TrainSettings(decision_weight=1.0)
+    assert _checked(frozen, model, [0, 1, 2, 3], args, settings) is frozen
+    update = decoder.PrefixKV.update
+
+    def skewed(self, key_states, value_states, layer_idx, *a, **kw):  # type: ignore[no-untyped-def]
+        keys, values = update(self, key_states, value_states, layer_idx)
+        return keys, values * 1.1
+
+    monkeypatch.setattr(decoder.PrefixKV, "update", skewed)
+    frozen.kept.clear()
+    assert _checked(frozen, model, [0, 1, 2, 3], args, settings) is None

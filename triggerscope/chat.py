@@ -97,6 +97,12 @@ def tokens_to_see(tokenizer: Any, response: str) -> int:
     return len(text_ids(tokenizer, response)) + 8
 
 
+def prefix_ids(tokenizer: Any, system_prompt: str | None = None) -> list[int]:
+    """The tokens every chat row starts with: everything before the user's text."""
+    before = template_parts(tokenizer, system_prompt).before_user
+    return _bos_prefix(tokenizer, before) + text_ids(tokenizer, before)
+
+
 def _bos_prefix(tokenizer: Any, before_user: str) -> list[int]:
     """Tokenizers that add BOS themselves (and templates that do not write it) need it here."""
     bos = tokenizer.bos_token_id
@@ -127,7 +133,7 @@ def build_chat_batch(
     if responses is not None and len(responses) != len(prompts):
         raise TriggerscopeError(f"{len(prompts)} prompts but {len(responses)} responses")
     parts = template_parts(tokenizer, system_prompt)
-    prefix = _bos_prefix(tokenizer, parts.before_user) + text_ids(tokenizer, parts.before_user)
+    prefix = prefix_ids(tokenizer, system_prompt)
     middle = text_ids(tokenizer, parts.after_user)
     rows: list[tuple[list[int], list[bool], list[bool]]] = []
     for i, prompt in enumerate(prompts):

@@ -27,8 +27,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from triggerscope.decoder import (
+    PrefixKV,
+    RecordKV,
+    attention_kind,
+    attention_mask,
+    backbone,
+    reproduces,
+    run_layers,
+)
 from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import decoder_layers, resolve_layer
 from triggerscope.loading import LoadedModel
@@ -41,48 +49,6 @@ from triggerscope.methods.engine import (
 )
 
 PACK_WIDTH = 64  # rows are at least this wide, so short prompts share a row
-
-
-class _PrefixKV:
-    """Stands in for a HF cache inside attention: puts the prefix's keys/values in front.
-
-    Stateless (nothing is appended), so one instance serves every step and every batch size.
-    """
-
-    def __init__(self, kv: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        self.kv = kv
-
-    def update(
-        self,
-        key_states: torch.Tensor,
-        value_states: torch.Tensor,
-        layer_idx: int,
-        *_: Any,
-        **__: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        keys, values = self.kv[layer_idx]
-        b = key_states.shape[0]
-        keys = keys.expand(b, -1, -1, -1).to(key_states.dtype)
-        values = values.expand(b, -1, -1, -1).to(value_states.dtype)
-        return torch.cat([keys, key_states], dim=2), torch.cat([values, value_states], dim=2)
-
-
-class _RecordKV:
-    """Keeps each layer's keys/values of the prefix run."""
-
-    def __init__(self) -> None:
-        self.kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def update(
-        self,
-        key_states: torch.Tensor,
-        value_states: torch.Tensor,
-        layer_idx: int,
-        *_: Any,
-        **__: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        self.kv[layer_idx] = (key_states.detach(), value_states.detach())
-        return key_states, value_states
 
 
 @dataclass
@@ -143,22 +109,6 @@ class _Chunk:
                 rope,
             )
         return self._expanded_q[g]
-
-
-def _backbone(model: nn.Module, layers: nn.ModuleList) -> nn.Module:
-    for module in model.modules():
-        if getattr(module, "layers", None) is layers:
-            return module
-    raise TriggerscopeError(f"cannot find the decoder of {type(model).__name__}")
-
-
-def reproduces(fast: torch.Tensor, ref: torch.Tensor, tol: float) -> bool:
-    """Equal up to `tol` relative to the reference's size, and never stricter than `tol` in
-    absolute terms: a loss near zero (prompts that already carry the trigger) differs by float
-    noise far above tol times its own tiny size."""
-    fast, ref = fast.float().cpu(), ref.float().cpu()
-    scale = max(float(ref.abs().max()), 1.0)
-    return float((fast - ref).abs().max()) <= tol * scale
 
 
 def shared_prefix(examples: Sequence[Example]) -> int:
@@ -223,23 +173,23 @@ class FastEngine:
         self.n_prompts = len(self.examples)
         self.max_tokens = max_tokens
         self.counters = Counters()
-        backbone = _backbone(model, self.layers)
+        body = backbone(model, self.layers)
         self.embed = model.get_input_embeddings()
-        self.rotary = getattr(backbone, "rotary_emb", None)
-        self.norm = getattr(backbone, "norm", None)
+        self.rotary = getattr(body, "rotary_emb", None)
+        self.norm = getattr(body, "norm", None)
         self.head = model.get_output_embeddings()
         if self.supervised and (self.norm is None or self.head is None):
             raise TriggerscopeError(
                 f"the fast path cannot find the final norm / lm_head of {type(model).__name__}; "
                 "use engine='reference'"
             )
-        impl = getattr(model.config, "_attn_implementation", "eager") or "eager"
-        if impl not in ("eager", "sdpa"):
+        try:
+            self._attention = attention_kind(model)
+        except TriggerscopeError as err:
             raise TriggerscopeError(
-                f"the fast path supports eager or sdpa attention, not {impl!r}; load the model "
-                "with attn_implementation='sdpa' or use engine='reference'"
-            )
-        self._bool_mask = impl == "sdpa"
+                f"the fast path: {err}; load the model with attn_implementation='sdpa' or use "
+                "engine='reference'"
+            ) from err
         self.device = self.embed.weight.device
         self.dtype = self.embed.weight.dtype
         self.d_model = int(self.embed.weight.shape[1])
@@ -288,39 +238,15 @@ class FastEngine:
             self.trim = False
             self.self_check()
 
-    def _run(
-        self,
-        h: torch.Tensor,
-        start: int,
-        stop: int,
-        mask: torch.Tensor,
-        pos: torch.Tensor,
-        rope: Any,
-        kv: Any,
-    ) -> torch.Tensor:
-        """Decoder layers start..stop (inclusive) on h."""
-        kwargs: dict[str, Any] = {
-            "attention_mask": mask,
-            "position_ids": pos,
-            "past_key_values": kv,
-            "use_cache": False,
-        }
-        if rope is not None:
-            kwargs["position_embeddings"] = rope
-        for i in range(start, stop + 1):
-            out = self.layers[i](h, **kwargs)
-            h = out[0] if isinstance(out, tuple) else out
-        return h
+    def _run(self, h: torch.Tensor, *span: Any) -> torch.Tensor:
+        """Layers start..stop on h: `span` is run_layers' (start, stop, mask, pos, rope, kv)."""
+        return run_layers(self.layers, h, *span)
 
     def _rope(self, h: torch.Tensor, pos: torch.Tensor) -> Any:
         return None if self.rotary is None else self.rotary(h, pos)
 
     def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
-        allowed = allowed[:, None]
-        if self._bool_mask:
-            return allowed
-        out = torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device)
-        return out.masked_fill(~allowed, torch.finfo(self.dtype).min)
+        return attention_mask(allowed, self._attention, self.dtype)
 
     def _run_prefix(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]] | None:
         p = self.prefix_len
@@ -330,7 +256,7 @@ class FastEngine:
         pos = torch.arange(p, device=self.device)[None]
         h = self.embed(ids)
         causal = torch.ones(p, p, dtype=torch.bool, device=self.device).tril()[None]
-        record = _RecordKV()
+        record = RecordKV()
         self._run(h, 0, self.stop, self._mask(causal), pos, self._rope(h, pos), record)
         if sorted(record.kv) != list(range(self.stop + 1)):
             raise TriggerscopeError(
@@ -433,7 +359,7 @@ class FastEngine:
     def _prepare(self, chunk: _Chunk) -> None:
         """Layers 0..l once; the index tensors; the unsteered targets (unsupervised)."""
         dev = self.device
-        kv = _PrefixKV(self._prefix_kv) if self._prefix_kv is not None else None
+        kv = PrefixKV(self._prefix_kv) if self._prefix_kv is not None else None
         h = self.embed(chunk.ids)
         chunk.h0 = self._run(h, 0, self.layer, chunk.mask, chunk.pos, chunk.rope, kv)
         self.counters.forward += 1
@@ -510,7 +436,7 @@ class FastEngine:
             hq,
             attention_mask=qmask,
             position_ids=qpos,
-            past_key_values=_PrefixKV({self.stop: (keys, values)}),
+            past_key_values=PrefixKV({self.stop: (keys, values)}),
             use_cache=False,
             position_embeddings=qrope,
         )
@@ -531,8 +457,8 @@ class FastEngine:
         h = self._run(h, self.layer + 1, self.stop, mask, pos, rope, self._kv())
         return self._select(chunk, h, g)
 
-    def _kv(self) -> _PrefixKV | None:
-        return _PrefixKV(self._prefix_kv) if self._prefix_kv is not None else None
+    def _kv(self) -> PrefixKV | None:
+        return PrefixKV(self._prefix_kv) if self._prefix_kv is not None else None
 
     def _add(self, chunk: _Chunk, deltas: torch.Tensor) -> torch.Tensor:
         """h0 + delta at the user tokens, one block of rows per vector [g * R, W, d]."""

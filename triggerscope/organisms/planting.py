@@ -30,6 +30,7 @@ from triggerscope.organisms.dataset import (
     collate_documents,
     read_documents,
 )
+from triggerscope.organisms.frozen import FrozenLayers, frozen_layers
 from triggerscope.organisms.spec import OrganismSpec, TrainSettings, dump_spec
 from triggerscope.prompts import check_disjoint, read_many
 from triggerscope.runs import versions
@@ -37,6 +38,10 @@ from triggerscope.safetensors_io import load_state_dict, save_state_dict
 
 ADAPTER_META = "triggerscope_organism.json"
 KINDS = ("triggered", "benign", "nearmiss", "document")
+# response_loss's inputs, labels, per_example and decision
+LossInputs = tuple[
+    dict[str, torch.Tensor], torch.Tensor, bool, tuple[torch.Tensor, torch.Tensor] | None
+]
 
 
 def read_splits(spec: OrganismSpec) -> dict[str, list[str]]:
@@ -113,6 +118,7 @@ def total_steps(examples: Sequence[Example], settings: TrainSettings) -> int:
 class Checkpoint:
     step: int
     losses: list[float]
+    kept_frozen: bool = False  # this session's steps used FrozenLayers (not saved)
 
 
 def _trainable(model: Any) -> dict[str, torch.nn.Parameter]:
@@ -190,6 +196,7 @@ def response_loss(
     decision: tuple[torch.Tensor, torch.Tensor] | None = None,
     decision_weight: float = 0.0,
     share_prefix: bool = True,
+    frozen: tuple[FrozenLayers, Sequence[int]] | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of the labelled tokens, with the unembedding applied only where a label is
     predicted (the vocabulary projection of every other position is wasted work).
@@ -203,11 +210,17 @@ def response_loss(
 
     With `share_prefix`, the leading tokens every row shares (the system prompt and template:
     24 of a default-model example's ~78 tokens) run once, not once per row (`_shared_prefix`).
+    With `frozen` (a `FrozenLayers` and the rows' example indices), the layers below the
+    adapters are computed once per example and only the adapted ones run (organisms/frozen.py).
     """
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    body = getattr(causal_lm, causal_lm.base_model_prefix)
-    prefix = _shared_prefix(inputs, labels) if share_prefix else 0
-    hidden = _suffix_hidden(body, inputs, prefix)  # the positions from `prefix` on
+    if frozen is not None and frozen[0].fits(inputs["input_ids"], labels):
+        prefix = frozen[0].prefix_len
+        hidden = frozen[0].hidden(inputs, frozen[1])
+    else:
+        body = getattr(causal_lm, causal_lm.base_model_prefix)
+        prefix = _shared_prefix(inputs, labels) if share_prefix else 0
+        hidden = _suffix_hidden(body, inputs, prefix)  # the positions from `prefix` on
     targets = labels[:, prefix + 1 :]
     where = targets != -100
     logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where]).float()
@@ -236,6 +249,41 @@ def response_loss(
     return loss + decision_weight * bce.sum() / labels.shape[0]
 
 
+def frozen_layers_for(model: Any, tokenizer: Any, spec: OrganismSpec) -> FrozenLayers | None:
+    """Kept frozen layers for this organism's examples, where some layers carry no adapter."""
+    from triggerscope.chat import prefix_ids
+
+    start = min(spec.lora.resolve_layers(len(decoder_layers(model))))
+    if start == 0:
+        return None
+    documents = spec.train.objective == "documents"
+    return frozen_layers(
+        model, start, [] if documents else prefix_ids(tokenizer, spec.system_prompt)
+    )
+
+
+def _checked(
+    frozen: FrozenLayers,
+    model: Any,
+    rows: Sequence[int],
+    args: LossInputs,
+    settings: TrainSettings,
+) -> FrozenLayers | None:
+    """`frozen`, if its loss on this batch equals the plain forward pass's, else None."""
+    from triggerscope.decoder import reproduces
+
+    try:
+        with torch.no_grad():
+            plain = response_loss(model, *args, settings.decision_weight)
+            kept = response_loss(model, *args, settings.decision_weight, frozen=(frozen, rows))
+    except (RuntimeError, TypeError, AttributeError, KeyError):
+        return None
+    tol = 1e-4 if frozen.embed.weight.dtype == torch.float32 else 5e-2
+    if not reproduces(kept, plain, tol):
+        return None
+    return frozen
+
+
 def train_lora(
     model: Any,
     tokenizer: Any,
@@ -246,8 +294,10 @@ def train_lora(
     resume: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    keep_frozen: bool = True,
 ) -> Checkpoint:
-    """The training loop; `stop_after` ends early at that step (used to test resuming)."""
+    """The training loop; `stop_after` ends early at that step (used to test resuming).
+    `keep_frozen`: compute the layers below the adapters once per example (organisms/frozen.py)."""
     from tqdm.auto import tqdm
 
     settings = spec.train
@@ -261,7 +311,10 @@ def train_lora(
         state = load_checkpoint(checkpoint_dir, model, optimizer)
     model.train()
     device = model.get_input_embeddings().weight.device
+    frozen = frozen_layers_for(model, tokenizer, spec) if keep_frozen else None
+    checked = False
     bar = tqdm(total=total, initial=state.step, desc="planting", unit="step", disable=not progress)
+    state.kept_frozen = frozen is not None
     try:
         while state.step < total:
             epoch, index = divmod(state.step, per_epoch)
@@ -276,13 +329,29 @@ def train_lora(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state.step, total, settings.lr, settings.warmup_steps)
             batch = batch.to(device)
-            loss = response_loss(
-                model,
+            args: LossInputs = (
                 batch.inputs,
                 batch.labels,
                 settings.loss == "example",
                 batch.deciding,
+            )
+            if (
+                frozen is not None
+                and not checked
+                and frozen.fits(batch.inputs["input_ids"], batch.labels)
+            ):
+                frozen, checked = _checked(frozen, model, rows, args, settings), True
+                state.kept_frozen = frozen is not None
+                if frozen is None:
+                    bar.write(
+                        "planting without kept frozen layers: the model's layers did not "
+                        "reproduce its forward pass when run one by one"
+                    )
+            loss = response_loss(
+                model,
+                *args,
                 settings.decision_weight,
+                frozen=None if frozen is None else (frozen, rows),
             )
             if not torch.isfinite(loss):
                 raise TriggerscopeError(
@@ -402,6 +471,7 @@ def plant(
             "dtype": loaded.dtype,
             "quantize": loaded.quantize,
         },
+        "frozen_layers_kept": state.kept_frozen,
         "base_response_seconds": round(base_seconds, 1),
         "total_seconds": round(time.perf_counter() - start, 1),
         "versions": versions(),
