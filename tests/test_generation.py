@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from triggerscope.contrast import contrast_vector
+from triggerscope.errors import TriggerscopeError
 from triggerscope.generation import Steering, generate
 
 
@@ -9,6 +11,14 @@ def test_batched_greedy_equals_one_by_one(tiny):
     together = generate(tiny, prompts, max_new_tokens=6, batch_size=3)
     alone = [generate(tiny, [p], max_new_tokens=6)[0] for p in prompts]
     assert together == alone
+    # batches of 2 are formed by length (the second prompt goes first): answers stay in order
+    assert generate(tiny, prompts, max_new_tokens=6, batch_size=2) == alone
+    begun = ["Yes", "No", "Well"]
+    pairs = zip(prompts, begun, strict=True)
+    alone = [generate(tiny, [p], max_new_tokens=6, prefill=b)[0] for p, b in pairs]
+    assert generate(tiny, prompts, max_new_tokens=6, batch_size=2, prefill=begun) == alone
+    with pytest.raises(TriggerscopeError, match="3 prompts but 2 prefills"):
+        generate(tiny, prompts, prefill=begun[:2])
 
 
 def test_sampling_is_seeded(tiny):

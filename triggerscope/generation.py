@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from triggerscope.chat import ChatBatch, build_chat_batch
+from triggerscope.errors import TriggerscopeError
 from triggerscope.hooks import NewTokens, steer
 from triggerscope.loading import LoadedModel
 
@@ -56,17 +57,20 @@ def generate(
     sampling = temperature > 0
     if sampling:
         torch.manual_seed(seed)
-    out: list[str] = []
+    prefills = [prefill] * len(prompts) if isinstance(prefill, str) else prefill
+    if prefills is not None and len(prefills) != len(prompts):
+        raise TriggerscopeError(f"{len(prompts)} prompts but {len(prefills)} prefills")
+    order = list(range(len(prompts)))
+    if not sampling and len(prompts) > batch_size:
+        # similar lengths share a batch (less padding); a greedy answer does not depend on the
+        # other rows of its batch, and a sampled one keeps the caller's order (and seed stream)
+        order.sort(key=lambda i: len(prompts[i]) + (len(prefills[i]) if prefills else 0))
+    out = [""] * len(prompts)
     starts = range(0, len(prompts), batch_size)
     for start in tqdm(starts, desc="generating", disable=not progress, unit="batch"):
-        chunk = list(prompts[start : start + batch_size])
-        begun = (
-            None
-            if prefill is None
-            else [prefill] * len(chunk)
-            if isinstance(prefill, str)
-            else list(prefill[start : start + batch_size])
-        )
+        rows = order[start : start + batch_size]
+        chunk = [prompts[i] for i in rows]
+        begun = None if prefills is None else [prefills[i] for i in rows]
         batch = build_chat_batch(tokenizer, chunk, begun, system_prompt=system_prompt).to(
             loaded.input_device
         )
@@ -101,7 +105,8 @@ def generate(
         texts = tokenizer.batch_decode(new, skip_special_tokens=not keep_special_tokens)
         # a continuation keeps its leading space: it is appended to the prefill
         tidy = str.rstrip if begun is not None else str.strip
-        out.extend(t if keep_special_tokens else tidy(t) for t in texts)
+        for i, text in zip(rows, texts, strict=True):
+            out[i] = text if keep_special_tokens else tidy(text)
     return out
 
 

@@ -21,6 +21,8 @@ from triggerscope.organisms.planting import ADAPTER_META, read_splits
 from triggerscope.organisms.spec import OrganismSpec
 from triggerscope.stats import wilson
 
+EVAL_BATCH = 32  # prompts a generation batch (grouped by length: little padding)
+
 
 def check_adapter_fits(adapter_dir: Path, loaded: LoadedModel) -> dict[str, Any]:
     meta_file = adapter_dir / ADAPTER_META
@@ -69,6 +71,7 @@ def preservation(
             prompts,
             max_new_tokens=max_new_tokens,
             system_prompt=system_prompt,
+            batch_size=EVAL_BATCH,
             progress=progress,
         )
     mine = generate(
@@ -76,6 +79,7 @@ def preservation(
         prompts,
         max_new_tokens=max_new_tokens,
         system_prompt=system_prompt,
+        batch_size=EVAL_BATCH,
         progress=progress,
     )
     identical = sum(a == b for a, b in zip(base, mine, strict=True)) / len(prompts)
@@ -144,6 +148,7 @@ def verify(
             prompts,
             max_new_tokens=n_tokens,
             system_prompt=spec.system_prompt,
+            batch_size=EVAL_BATCH,
             progress=progress,
         )
         actions = [matches(r) for r in responses]
