@@ -101,3 +101,28 @@ def test_auto_device_map_places_the_model_on_the_gpu(llama3_tokenizer, tmp_path)
     loaded = load_model(str(folder), device="auto")
     assert loaded.input_device.type == "cuda"
     assert generate(loaded, ["hi"], max_new_tokens=3)
+
+
+def test_sae_trains_and_resumes_on_the_gpu(tmp_path):
+    from test_sae_training import small, sparse_data
+
+    from triggerscope.sae.training import train_sae
+
+    data = sparse_data(n=1024)
+    cfg = small(dead_after_tokens=1)  # AuxK on: the dead-latent path runs too
+    cpu = train_sae(data, cfg, progress=False)
+    gpu = train_sae(data, cfg, folder=tmp_path / "whole", progress=False, device="cuda")
+    assert gpu.sae.W_dec.device.type == "cuda"
+    assert any(row["aux"] > 0 for row in gpu.history)
+    fvu = [row["fvu"] for row in gpu.history]
+    assert fvu[-1] < 0.8 * fvu[0]
+    assert abs(fvu[-1] - cpu.history[-1]["fvu"]) < 0.05  # the same training, other kernels
+    part = train_sae(
+        data, cfg, folder=tmp_path / "part", stop_after_steps=7, progress=False, device="cuda"
+    )
+    assert part.steps == 7
+    resumed = train_sae(
+        data, cfg, folder=tmp_path / "part", resume=True, progress=False, device="cuda"
+    )
+    assert resumed.finished and resumed.steps == gpu.steps
+    assert torch.allclose(resumed.sae.W_dec, gpu.sae.W_dec, atol=1e-4)

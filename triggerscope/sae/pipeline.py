@@ -153,6 +153,7 @@ def train_saes(
             layer=layer,
             stop_after_steps=stop_after_steps,
             progress=progress,
+            device=lm.input_device,
         )
         if not result.finished:
             manifest["unfinished"] = f"layer {layer} stopped at step {result.steps}; pass --resume"

@@ -146,13 +146,14 @@ class _SelectedPre(torch.autograd.Function):
         grad_xc = None
         if ctx.needs_input_grad[0]:
             grad_xc = _decode(idx, grad.contiguous(), W_enc.t().contiguous())
-        rows = torch.arange(batch).repeat_interleave(per_row)
+        rows = torch.arange(batch, device=idx.device).repeat_interleave(per_row)
         shape = (W_enc.shape[1], batch)
         select = torch.sparse_coo_tensor(
             torch.stack([flat, rows]), g, shape, check_invariants=False
         )
         grad_w = torch.sparse.mm(select, xc).t()
-        grad_b = torch.zeros(W_enc.shape[1], dtype=g.dtype).index_add_(0, flat, g)
+        grad_b = torch.zeros(W_enc.shape[1], dtype=g.dtype, device=g.device)
+        grad_b = grad_b.index_add_(0, flat, g)
         return grad_xc, grad_w, grad_b, None, None
 
 
@@ -180,12 +181,12 @@ def train_step_loss(
     total_var = (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
     fvu = err.pow(2).sum() / total_var
     loss = fvu
-    aux = torch.zeros(())
+    aux = torch.zeros((), device=x.device)
     if use_aux:
         err_hat = _decode(indices[:, cfg.k :], selected[:, cfg.k :], sae.W_dec)
         aux = (err_hat - err.detach()).pow(2).sum() / total_var
         loss = loss + cfg.aux_coef * min(n_dead / k_aux, 1.0) * aux
-    fired = torch.zeros(sae.d_sae, dtype=torch.bool)
+    fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=x.device)
     fired[indices_k[values > 0]] = True
     parts = {
         "fvu": float(fvu.detach()),
@@ -259,12 +260,14 @@ def train_sae(
     layer: int | None = None,
     stop_after_steps: int | None = None,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> TrainResult:
     """Train on rows of `acts` ([n_tokens, d_in], any float dtype; a memmap is fine).
 
     With `folder`, checkpoints (and `train_config.json`) are written there; `resume=True`
     continues from its checkpoint. `stop_after_steps` ends the run early (time limits, tests):
-    run again with `resume=True` to finish it.
+    run again with `resume=True` to finish it. The SAE trains (and is returned) on `device`;
+    the activations stay where they are and travel a batch at a time.
     """
     n_rows = len(acts) if cfg.max_tokens is None else min(len(acts), cfg.max_tokens)
     if acts.ndim != 2 or n_rows == 0:
@@ -279,13 +282,15 @@ def train_sae(
     total_steps = steps_per_epoch * cfg.epochs
     torch.manual_seed(cfg.seed)
     sae = SAE(SAEConfig(d_in, cfg.n_latents, "topk", cfg.k, model_name=model_name, layer=layer))
+    sae.to(device)
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.learning_rate)
-    since_fired = torch.zeros(cfg.n_latents, dtype=torch.long)
+    since_fired = torch.zeros(cfg.n_latents, dtype=torch.long, device=device)
     fingerprint = _data_fingerprint(acts, n_rows)
     out = Path(folder) if folder is not None else None
     state: dict[str, Any] = {"step": 0, "seconds": 0.0, "history": []}
     if out is not None and resume and (out / CHECKPOINT_STATE).is_file():
         since_fired, state = _load_checkpoint(out, sae, opt)
+        since_fired = since_fired.to(device)
         saved = TrainConfig.from_dict(state["config"]).to_dict()
         now = cfg.to_dict()
         diff = sorted(k for k in now if k not in _RESUME_FREE and saved.get(k) != now[k])
@@ -346,7 +351,7 @@ def train_sae(
                 perm_epoch = epoch
                 perm = np.random.default_rng([cfg.seed, epoch]).permutation(n_rows)
             rows = np.sort(perm[i * cfg.batch_size : (i + 1) * cfg.batch_size])
-            x = torch.from_numpy(np.asarray(acts[rows], dtype=np.float32))
+            x = torch.from_numpy(np.asarray(acts[rows], dtype=np.float32)).to(device)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, total_steps, cfg)
             dead = since_fired >= cfg.dead_after_tokens
