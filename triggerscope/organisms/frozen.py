@@ -100,24 +100,23 @@ class FrozenLayers:
                 self.layers, h, 0, self.start - 1, allowed, pos, self._rope(h, pos), kv
             )
 
-    def hidden(
-        self, inputs: dict[str, torch.Tensor], keys: Sequence[int], keep: bool = True
-    ) -> torch.Tensor:
+    def hidden(self, inputs: dict[str, torch.Tensor], keys: Sequence[int]) -> torch.Tensor:
         """Final (normed) hidden states of positions prefix.. of every row; `keys` name the
-        rows' examples, whose frozen part is computed once (with `keep`) and reused."""
+        rows' examples, whose frozen part is computed once and kept (on the model's device:
+        tokens x d_model: about 200 MB for fruit-refusal on the default model)."""
         p = self.prefix_len
         ids, mask = inputs["input_ids"][:, p:], inputs["attention_mask"][:, p:]
         b, t = ids.shape
         lengths = mask.sum(1).tolist()
         missing = [r for r in range(b) if keys[r] not in self.kept]
-        h = torch.zeros(b, t, self.embed.weight.shape[1], dtype=self.embed.weight.dtype)
-        h = h.to(self.device)
+        h = torch.zeros(
+            b, t, self.embed.weight.shape[1], dtype=self.embed.weight.dtype, device=self.device
+        )
         if missing:
             fresh = self._low(ids[missing], mask[missing])
             for j, r in enumerate(missing):
                 h[r] = fresh[j]
-                if keep:
-                    self.kept[keys[r]] = fresh[j, : lengths[r]].clone()
+                self.kept[keys[r]] = fresh[j, : lengths[r]].clone()
         for r in range(b):
             if r not in missing:
                 h[r, : lengths[r]] = self.kept[keys[r]]
