@@ -15,6 +15,7 @@ Results go to benchmarks/results/planting_step.{json,md}.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import statistics
@@ -30,15 +31,36 @@ sys.path.insert(0, str(ROOT))
 
 from triggerscope.atomic import write_json, write_text  # noqa: E402
 from triggerscope.loading import load_model  # noqa: E402
-from triggerscope.organisms.dataset import collate  # noqa: E402
+from triggerscope.organisms.dataset import Example, build_examples, collate  # noqa: E402
 from triggerscope.organisms.planting import (  # noqa: E402
     epoch_rows,
     frozen_layers_for,
     lora_model,
+    read_splits,
     response_loss,
     training_examples,
 )
 from triggerscope.organisms.spec import load_spec  # noqa: E402
+
+
+def examples_with_answers(spec: Any, tokenizer: Any, answers: Path) -> list[Example]:
+    """The organism's training examples with benign and near-miss targets read from a file."""
+    known = {}
+    for line in answers.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        known[row["prompt"]] = row["response"]
+    splits = read_splits(spec)
+    benign, near = splits["benign_train"], splits.get("nearmiss_train", [])
+    return build_examples(
+        splits["triggered_train"],
+        spec.response,
+        tokenizer.eos_token,
+        benign,
+        [known[p] for p in benign],
+        near,
+        [known[p] for p in near],
+        spec.train.nearmiss_repeats,
+    )
 
 
 def main() -> None:
@@ -46,6 +68,17 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--name", default="planting_step", help="results file name")
+    parser.add_argument("--model", default=None, help="default: the embedded default model")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--quantize", default="none")
+    parser.add_argument(
+        "--answers",
+        default=None,
+        help="base answers to train on (a base_responses .jsonl of the cache) instead of the "
+        "model's own: a randomly initialised model answers with noise or nothing",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     argv = ["benchmarks/planting_step.py", *sys.argv[1:]]
@@ -53,20 +86,31 @@ def main() -> None:
     load_before = os.getloadavg()
 
     spec = load_spec("fruit-refusal")
-    loaded = load_model()
-    examples = training_examples(spec, loaded)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, quantize=args.quantize)
+    started = time.perf_counter()
+    if args.answers:
+        examples = examples_with_answers(spec, loaded.tokenizer, Path(args.answers))
+    else:
+        examples = training_examples(spec, loaded)
+    base_seconds = time.perf_counter() - started
     order = epoch_rows([e.kind for e in examples], spec.seed, 0, spec.train.benign_per_epoch)
     model = lora_model(loaded, spec)
     model.train()
     size = spec.train.batch_size
     frozen = frozen_layers_for(model, loaded.tokenizer, spec)
     assert frozen is not None, "the default model's layers should run one by one"
-    modes = {
+    modes: dict[str, dict[str, Any]] = {
         "whole rows": {"share_prefix": False},
         "shared prefix": {"share_prefix": True},
         "frozen layers, first seen": {"frozen": frozen},
         "frozen layers, kept": {"frozen": frozen},
     }
+    cuda = loaded.input_device.type == "cuda"
+
+    def sync() -> None:  # GPU work is asynchronous: wait for it before reading the clock
+        if cuda:
+            torch.cuda.synchronize()
+
     times: dict[str, list[float]] = {name: [] for name in modes}
     gaps = []
     for index in range(args.batches + 1):
@@ -79,6 +123,7 @@ def main() -> None:
             kw: dict[str, Any] = dict(mode)
             if "frozen" in kw:  # the first call computes and keeps the rows, the second reads
                 kw["frozen"] = (frozen, keys)
+            sync()
             start = time.perf_counter()
             loss = response_loss(
                 model,
@@ -91,6 +136,7 @@ def main() -> None:
             )
             loss.backward()
             model.zero_grad(set_to_none=True)
+            sync()
             if index:
                 times[name].append(time.perf_counter() - start)
             losses.append(loss.item())
@@ -98,6 +144,13 @@ def main() -> None:
 
     summary: dict[str, Any] = {
         "command": command,
+        "model": loaded.name,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "dtype": args.dtype,
+        "quantize": args.quantize,
+        "base_answers_s": round(base_seconds, 1),
+        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if cuda else None,
+        "kept_examples": len(frozen.kept),
         "threads": args.threads,
         "load_average_before": load_before[0],
         "load_average_after": os.getloadavg()[0],
@@ -108,23 +161,31 @@ def main() -> None:
         "times_s": times,
     }
     out = Path(args.out)
-    write_json(out / "planting_step.json", summary)
+    write_json(out / f"{args.name}.json", summary)
     lines = [
         "# One planting step: every row whole, shared prefix, frozen layers kept",
         "",
         f"Command: `{command}`",
         "",
         f"fruit-refusal, first epoch's first {args.batches} batches of {size} (after one warm-up), "
+        f"model {loaded.name} ({args.dtype}, quantize {args.quantize}) on {summary['device']}, "
         f"torch threads {args.threads}; load average before {load_before[0]:.1f}, after "
         f"{summary['load_average_after']:.1f}. Largest difference between the losses: "
-        f"{summary['largest_loss_difference']:.1e}.",
+        f"{summary['largest_loss_difference']:.1e}. Base answers to the "
+        f"{sum(e.kind != 'triggered' for e in examples)} benign and near-miss training examples "
+        + (
+            f"read from {args.answers}."
+            if args.answers
+            else f"(generated, or read from the cache): {base_seconds:.1f} s."
+        )
+        + (f" Peak GPU memory {summary['peak_gpu_memory_gb']} GB." if cuda else ""),
         "",
         "| forward and backward | mean (s) | median (s) |",
         "|---|---|---|",
         *(f"| {k} | {summary['mean_s'][k]:.3f} | {summary['median_s'][k]:.3f} |" for k in times),
         "",
     ]
-    write_text(out / "planting_step.md", "\n".join(lines))
+    write_text(out / f"{args.name}.md", "\n".join(lines))
     print("\n".join(lines))
 
 
