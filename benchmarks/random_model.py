@@ -9,6 +9,8 @@ Run (on a GPU machine; the 8B shape takes 16 GB of disk in bf16):
 The tokenizer folder (any chat tokenizer, e.g. the embedded default's converted cache) sets the
 vocabulary, so the embedding is that size, not the real model's; the layers are the real shape.
 Speed and memory of the layers are what such a model measures; its answers are noise.
+Checked so far only with `--shape tiny` on a CPU (the GPU lent to the session that wrote it
+was withdrawn before the 8B run).
 """
 
 from __future__ import annotations
