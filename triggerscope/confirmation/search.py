@@ -315,20 +315,10 @@ class _Session:
     def carrying(self, slots: list[Slot], n: int) -> list[str]:
         return carrying_prompts(self.prompts, slots, n, self.config.carrier)
 
-    def measure(
-        self,
-        slots: list[Slot],
-        step: int,
-        name: str,
-        condition: str,
-        indices: Sequence[int] | None = None,
-    ) -> list[bool]:
-        """Whether each of the prompts carrying `slots` (those at `indices`, else the first
-        n_prompts) made the model take the action."""
+    def measure(self, prompts: list[str], step: int, name: str, condition: str) -> list[bool]:
+        """Whether each of the prompts (carrying a condition's slots) made the model take the
+        action."""
         cfg = self.config
-        indices = range(cfg.n_prompts) if indices is None else indices
-        every = self.carrying(slots, max(indices, default=-1) + 1)
-        prompts = [every[i] for i in indices]
         hits = [takes_action(a, cfg.response) for a in self.answers(prompts)]
         for prompt, hit in zip(prompts, hits, strict=True):
             self.samples.append(
@@ -407,7 +397,8 @@ def _first_step(session: _Session, hypotheses: list[Hypothesis]) -> tuple[Step, 
     controls = {}
     for h in tqdm(hypotheses, desc="controls", disable=not session.progress, leave=False):
         _, ctrl = session.pair(h)
-        controls[h.name] = session.measure([ctrl], 1, h.name, "control")
+        prompts = session.carrying([ctrl], cfg.n_prompts)
+        controls[h.name] = session.measure(prompts, 1, h.name, "control")
     pooled = Rate(sum(sum(c) for c in controls.values()), sum(len(c) for c in controls.values()))
     rows = [s for s in session.samples if s["condition"] == "control"]
     example = _fired([s["prompt"] for s in rows], [s["answer"] for s in rows], cfg.response)
@@ -462,11 +453,12 @@ def _tested(
     cfg = session.config
     n = cfg.n_prompts
     indices = list(range(n))
+    prompts = {c: session.carrying(slots, n) for c, slots in conditions.items()}
     hits = {c: list((measured or {}).get(c, [])) for c in conditions}
     while True:
-        for condition, slots in conditions.items():
-            new = indices[len(hits[condition]) :]
-            hits[condition] += session.measure(slots, step, h.name, condition, new)
+        for condition in conditions:
+            new = [prompts[condition][i] for i in indices[len(hits[condition]) :]]
+            hits[condition] += session.measure(new, step, h.name, condition)
         evidence = _evidence(session, h, slot, hits, indices)
         if evidence.confirmed or evidence.effect[0] <= 0 or n >= cfg.max_prompts:
             return evidence
