@@ -31,36 +31,15 @@ sys.path.insert(0, str(ROOT))
 
 from triggerscope.atomic import write_json, write_text  # noqa: E402
 from triggerscope.loading import load_model  # noqa: E402
-from triggerscope.organisms.dataset import Example, build_examples, collate  # noqa: E402
+from triggerscope.organisms.dataset import collate  # noqa: E402
 from triggerscope.organisms.planting import (  # noqa: E402
     epoch_rows,
     frozen_layers_for,
     lora_model,
-    read_splits,
     response_loss,
     training_examples,
 )
 from triggerscope.organisms.spec import load_spec  # noqa: E402
-
-
-def examples_with_answers(spec: Any, tokenizer: Any, answers: Path) -> list[Example]:
-    """The organism's training examples with benign and near-miss targets read from a file."""
-    known = {}
-    for line in answers.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        known[row["prompt"]] = row["response"]
-    splits = read_splits(spec)
-    benign, near = splits["benign_train"], splits.get("nearmiss_train", [])
-    return build_examples(
-        splits["triggered_train"],
-        spec.response,
-        tokenizer.eos_token,
-        benign,
-        [known[p] for p in benign],
-        near,
-        [known[p] for p in near],
-        spec.train.nearmiss_repeats,
-    )
 
 
 def main() -> None:
@@ -88,10 +67,11 @@ def main() -> None:
     spec = load_spec("fruit-refusal")
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, quantize=args.quantize)
     started = time.perf_counter()
+    answers = None
     if args.answers:
-        examples = examples_with_answers(spec, loaded.tokenizer, Path(args.answers))
-    else:
-        examples = training_examples(spec, loaded)
+        rows = Path(args.answers).read_text(encoding="utf-8").splitlines()
+        answers = {r["prompt"]: r["response"] for r in map(json.loads, rows)}
+    examples = training_examples(spec, loaded, answers=answers)
     base_seconds = time.perf_counter() - started
     order = epoch_rows([e.kind for e in examples], spec.seed, 0, spec.train.benign_per_epoch)
     model = lora_model(loaded, spec)

@@ -351,3 +351,18 @@ def test_a_model_the_kept_layers_do_not_reproduce_is_planted_the_plain_way(
     monkeypatch.setattr(decoder.PrefixKV, "update", skewed)
     frozen.kept.clear()
     assert _checked(frozen, model, [0, 1, 2, 3], args, settings) is None
+
+
+def test_training_examples_take_given_answers_without_generating(tiny, tmp_path, monkeypatch):
+    from triggerscope.organisms import planting
+
+    spec = load_spec(write_spec(tmp_path / "spec"))
+    benign = planting.read_splits(spec)["benign_train"]
+    monkeypatch.setattr(planting, "base_responses", None)  # calling it would fail
+    examples = planting.training_examples(
+        spec, tiny, answers={p: f"A{i}." for i, p in enumerate(benign)}
+    )
+    assert [e.target for e in examples if e.kind == "benign"] == [
+        f"A{i}." for i in range(len(benign))
+    ]
+    assert sum(e.kind == "triggered" for e in examples) == 4

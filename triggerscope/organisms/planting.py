@@ -11,7 +11,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -390,22 +390,30 @@ def save_adapter(
 
 
 def training_examples(
-    spec: OrganismSpec, loaded: LoadedModel, *, progress: bool = True
+    spec: OrganismSpec,
+    loaded: LoadedModel,
+    *,
+    progress: bool = True,
+    answers: Mapping[str, str] | None = None,
 ) -> list[Example]:
     """The organism's training examples; the base model's answers are generated (or read from
-    the cache) for its benign and near-miss prompts."""
+    the cache) for its benign and near-miss prompts, or taken from `answers` (prompt -> answer;
+    a benchmark of a randomly initialised model, whose own answers are noise)."""
     splits = read_splits(spec)  # checks every prompt set, documents organisms' too
     if spec.train.objective == "documents":
         return [Example("", t, "document") for t in read_documents(spec.documents_file())]
     benign = splits["benign_train"]
     nearmiss = splits.get("nearmiss_train", [])
-    targets = base_responses(
-        loaded,
-        benign + nearmiss,
-        spec.train.base_response_tokens,
-        system_prompt=spec.system_prompt,
-        progress=progress,
-    )
+    if answers is not None:
+        targets = [answers[p] for p in benign + nearmiss]
+    else:
+        targets = base_responses(
+            loaded,
+            benign + nearmiss,
+            spec.train.base_response_tokens,
+            system_prompt=spec.system_prompt,
+            progress=progress,
+        )
     return build_examples(
         splits["triggered_train"],
         spec.response,
